@@ -15,9 +15,32 @@ _API = {
     "load_conditions": "cmrclip.conditions",
     "load_config": "cmrclip.config",
     "CmrclipError": "cmrclip.errors",
+    "StudyStore": "cmrclip.ingest.store",
+    "deidentify": "cmrclip.text.deid",
+    "label_report": "cmrclip.text.labeler",
+    "load_video_encoder": "cmrclip.models.convert",
+    "build_html_report": "cmrclip.evaluate.report",
+    "evaluate_predictions": "cmrclip.evaluate.evaluation",
+    "read_predictions": "cmrclip.evaluate.io",
+    "load_model": "cmrclip.serve.predict",
+    "load_bundle": "cmrclip.models.bundle",
 }
 
-__all__ = ["CmrclipError", "__version__", "load_conditions", "load_config"]
+__all__ = [
+    "CmrclipError",
+    "StudyStore",
+    "__version__",
+    "build_html_report",
+    "deidentify",
+    "evaluate_predictions",
+    "label_report",
+    "load_bundle",
+    "load_conditions",
+    "load_config",
+    "load_model",
+    "load_video_encoder",
+    "read_predictions",
+]
 
 
 def __getattr__(name: str) -> Any:

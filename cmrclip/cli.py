@@ -100,14 +100,379 @@ def version() -> None:
 
 # --- synth (issue 2) ---
 
+
+@job()
+def synth(
+    out: OutOpt,
+    studies: Annotated[int | None, typer.Option("--studies", "-n", help="Number of studies [20].")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed; same seed, same bytes [0].")] = None,
+    sites: Annotated[str | None, typer.Option("--sites", help="Comma-separated site keys (default: all).")] = None,
+    masks: Annotated[bool, typer.Option("--masks", help="Also write SAX label masks (masks/<study>.npz).")] = False,
+    preview: Annotated[bool, typer.Option("--preview", help="Write preview.png/.gif of the first study.")] = False,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Write a synthetic cine CMR cohort: DICOM studies, reports.jsonl and ground_truth.csv."""
+    from cmrclip.config import load_config, save_config
+    from cmrclip.synth import SynthConfig, generate_cohort, write_preview
+
+    given = {"studies": studies, "seed": seed, "masks": masks or None, "preview": preview or None}
+    cli = [f"{k}={v}" for k, v in given.items() if v is not None] + ([f"sites=[{sites}]"] if sites else [])
+    cfg = load_config(SynthConfig, config, cli + list(set_ or []), defaults="synth.yaml")
+    with progress_bar() as bar:
+        summary = generate_cohort(out, cfg.studies, cfg.seed, cfg.sites, cfg.masks, bar, **cfg.extra_kwargs())
+    save_config(cfg, out, cfg.seed)
+    if cfg.preview:
+        write_preview(out, summary.study_ids[0])
+    done(f"synth: {summary}")
+
 # --- ingest (issue 3) ---
+
+
+@job()
+def ingest(
+    sources: Annotated[list[Path], typer.Argument(help="DICOM folders, files, zip or tar archives.", exists=True)],
+    out: OutOpt,
+    workers: Annotated[int | None, typer.Option(help="Processes (default: config, 0 = all cores).")] = None,
+    reports: Annotated[Path | None, typer.Option(help="CSV/JSONL of study_id + report text.", exists=True)] = None,
+    labels: Annotated[Path | None, typer.Option(help="CSV/JSONL of study_id + label columns.", exists=True)] = None,
+    salt: Annotated[str, typer.Option(envvar="CMRCLIP_SALT", help="Secret salt of the hashed keys.")] = "",
+    crosswalk: Annotated[bool, typer.Option(help="Write OUT_crosswalk.csv beside the store.")] = False,
+    shard: Annotated[str, typer.Option(help="i/n: ingest only shard i of n (cluster array jobs).")] = "0/1",
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
+) -> None:
+    """Ingest DICOM cine studies into a de-identified study store."""
+    from pydantic import SecretStr
+
+    from cmrclip.config import load_config, save_config
+    from cmrclip.ingest.pipeline import IngestConfig
+    from cmrclip.ingest.pipeline import ingest as run_ingest
+
+    sets = [*(overrides or []), f"shard=[{shard.replace('/', ',')}]"]
+    sets += [f"workers={workers}"] if workers is not None else []
+    sets += [f"crosswalk_file={out.parent / (out.name + '_crosswalk.csv')}"] if crosswalk else []
+    cfg = load_config(IngestConfig, config, sets, defaults="ingest.yaml")
+    cfg = cfg.model_copy(update={"salt": SecretStr(salt)}) if salt else cfg
+    try:
+        from cmrclip.text.deid import deidentify
+
+        def scrub(text: str, ids: list[str]) -> str:
+            return deidentify(text, ids).text
+    except ImportError:
+        scrub = None  # ingest then replaces the study's own identifiers only
+    with progress_bar() as bar:
+        summary = run_ingest(sources, out, cfg, scrub_report=scrub, progress=bar, reports=reports, labels=labels)
+    save_config(cfg, out)
+    done(f"ingest: {summary.line()} -> {out}")
+
+
+@job(name="ingest-merge")
+def ingest_merge(
+    parts: Annotated[list[Path], typer.Argument(help="Stores written by `cmrclip ingest --shard i/n`.", exists=True)],
+    out: OutOpt,
+) -> None:
+    """Merge shard stores into one store (studies, manifest, fault report)."""
+    from cmrclip.ingest.merge import merge_stores
+
+    n = merge_stores(parts, out)
+    done(f"ingest-merge: {len(parts)} stores -> {out} ({n} studies)")
 
 # --- reports, tokenizer (issue 7) ---
 
+ReportsIn = Annotated[Path, typer.Argument(help="JSONL with 'id' and 'text' per line.", exists=True, dir_okay=False)]
+
+
+@job(reports_app, name="label")
+def reports_label(
+    src: ReportsIn,
+    out: OutOpt,
+    synonyms: Annotated[Path | None, typer.Option(help="Extra synonyms YAML (tried first).", exists=True)] = None,
+) -> None:
+    """Label reports: positive/negative/uncertain per condition, LVEF, evidence sentence per label."""
+    from cmrclip.text.reports import label_file
+
+    with progress_bar() as bar:
+        summary = label_file(src, out, synonyms=synonyms, progress=bar)
+    statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary.statuses.items()))
+    done(f"reports label: {summary.reports} reports ({statuses}), {sum(summary.positives.values())} positives -> {out}")
+
+
+@job(reports_app, name="deid")
+def reports_deid(src: ReportsIn, out: OutOpt) -> None:
+    """De-identify reports (names, IDs, dates, phones, addresses, institutions); counts what was removed."""
+    from cmrclip.text.reports import deid_file
+
+    with progress_bar() as bar:
+        summary = deid_file(src, out, progress=bar)
+    removed = ", ".join(f"{k} {v}" for k, v in sorted(summary.removed.items())) or "nothing"
+    done(f"reports deid: {summary.reports} reports, removed {removed} -> {out}")
+
+
+@job(tokenizer_app, name="train")
+def tokenizer_train(
+    corpus: Annotated[list[Path], typer.Argument(help="Report .jsonl/.txt files or folders.", exists=True)],
+    out: OutOpt,
+    vocab_size: Annotated[int | None, typer.Option(help="Vocabulary size [30522].")] = None,
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
+) -> None:
+    """Train a WordPiece tokenizer that transformers.BertTokenizerFast.from_pretrained(OUT) loads."""
+    from cmrclip.config import load_config, save_config
+    from cmrclip.text.tokenizer import TokenizerConfig, train_tokenizer
+
+    sets = [*(overrides or []), *([f"vocab_size={vocab_size}"] if vocab_size else [])]
+    cfg = load_config(TokenizerConfig, config, sets, defaults="tokenizer.yaml")
+    with progress_bar() as bar:
+        info = train_tokenizer(corpus, out, progress=bar, **cfg.model_dump())
+    save_config(cfg, out)
+    done(f"tokenizer train: {info.vocab_size} tokens from {info.documents} documents -> {out}")
+
+
 # --- weights, pretrain, embed (issue 4) ---
+
+
+@job(weights_app, name="import")
+def weights_import(
+    path: Annotated[Path, typer.Argument(help="Original Lightning/Kinetics checkpoint (or ours).", exists=True)],
+    out: OutOpt,
+    preset: Annotated[str | None, typer.Option("--preset", help="Video preset (default mvit_b_16x4).")] = None,
+    allow_pickle: Annotated[
+        bool, typer.Option("--allow-pickle", help="Unpickle arbitrary objects (only files you trust).")
+    ] = False,
+) -> None:
+    """Convert a video-encoder checkpoint into cmrclip's format, checking every key and shape."""
+    from cmrclip.models.convert import import_checkpoint
+
+    info = import_checkpoint(path, out, preset=preset, allow_pickle=allow_pickle)
+    done(f"wrote {out} ({info.source_format} -> {info.preset}, {info.normalization} input, sha256 {info.sha256[:12]})")
+
+
+StoreOpt = Annotated[Path | None, typer.Option("--store", "-s", help="Study store folder (cmrclip ingest).")]
+
+
+@job()
+def pretrain(
+    out: OutOpt,
+    store: StoreOpt = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoints/last.pt.")] = False,
+    steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps (overrides train.steps).")] = None,
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
+) -> None:
+    """Contrastive (clip, report) pretraining; writes OUT/encoder.pt, OUT/clip.pt, OUT/metrics.jsonl."""
+    from cmrclip.config import load_config
+    from cmrclip.train.pretrain import PretrainConfig
+    from cmrclip.train.pretrain import pretrain as run_pretrain
+
+    given = ([f"store_root={store.resolve()}"] if store else []) + ([f"train.steps={steps}"] if steps else [])
+    cfg = load_config(PretrainConfig, config, given + list(overrides or []), defaults="pretrain.yaml")
+    with progress_bar() as progress:
+        result = run_pretrain(cfg, out, resume=resume, progress=progress)
+    r5 = result.metrics.get("video_to_text_r@5", float("nan"))
+    done(f"pretrain: {result.steps} steps, held-out study->report R@5 {r5:.3f}; wrote {out}/encoder.pt")
+
+
+@job()
+def embed(
+    checkpoint: Annotated[Path, typer.Argument(help="encoder.pt, clip.pt, model.pt or an original checkpoint.")],
+    store: Annotated[Path, typer.Option("--store", "-s", help="Study store folder.")],
+    out: OutOpt,
+    colour_by: Annotated[str | None, typer.Option("--color-by", help="Manifest column for the PCA picture.")] = None,
+    split: Annotated[str | None, typer.Option("--split", help="Only studies of this split.")] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+) -> None:
+    """One embedding per clip and per study (mean) to OUT/embeddings.npz, optionally a PCA picture."""
+    from cmrclip.train.embed import embed_store
+
+    with progress_bar() as progress:
+        res = embed_store(checkpoint, store, out, colour_by, split, device=device, progress=progress)
+    done(f"embed: {res.n_studies} studies, {res.n_clips} clips -> {res.npz}")
+
 
 # --- finetune, zeroshot, experiment (issue 5) ---
 
+
+@job()
+def finetune(config: ConfigOpt = None, overrides: SetOpt = None) -> None:
+    """Train LVEF + condition heads on study bags; writes OUT/model.pt and OUT/predictions_{val,test}.csv."""
+    import math
+
+    from cmrclip.config import load_config
+    from cmrclip.train.finetune import FinetuneConfig, run_finetune
+
+    cfg = load_config(FinetuneConfig, config, overrides, defaults="finetune.yaml")
+    with progress_bar() as progress:
+        result = run_finetune(cfg, progress=progress)
+    mae = result.metrics.get("test_lvef_mae", math.nan)
+    done(f"wrote {result.bundle} (test LVEF MAE {mae:.2f}; {len(result.faults)} studies skipped)")
+
+
+@job()
+def zeroshot(config: ConfigOpt = None, overrides: SetOpt = None) -> None:
+    """Zero-shot conditions and LVEF from prompts, and retrieval recall@k; each beside a random video tower."""
+    from cmrclip.conditions import load_conditions
+    from cmrclip.config import load_config
+    from cmrclip.models.zeroshot import ZeroshotConfig, run_zeroshot
+
+    cfg = load_config(ZeroshotConfig, config, overrides)
+    with progress_bar() as progress:
+        result = run_zeroshot(cfg, progress=progress)
+    visible = [c.key for c in load_conditions() if c.cine_visible]
+    cols = ["lvef_pred", "lvef"] + [f"{k}{s}" for k in visible for s in ("", "_score")]
+    trained, chance = (_efficiency_score(t[cols]) for t in (result.predictions, result.random_predictions))
+    parts = [f"{name} {trained[name][0]:.3f} (random {chance[name][0]:.3f})" for name in ("macro_auroc", "lvef_mae")]
+    parts += [f"{k} {v:.3f} (random {result.random_retrieval[k]:.3f})" for k, v in result.retrieval.items()]
+    done(f"zero-shot on {len(result.predictions)} studies, cine-visible conditions: " + "; ".join(parts))
+
+
+def _efficiency_score(pred: Any) -> dict[str, tuple[float, float, float]]:
+    """Test-set LVEF MAE and macro AUROC with 95 % bootstrap CIs (cmrclip.evaluate), for the data-efficiency grid."""
+    import math
+
+    import numpy as np
+
+    from cmrclip.errors import DataError
+    from cmrclip.evaluate.bootstrap import bootstrap_ci
+    from cmrclip.evaluate.metrics import auroc
+
+    def macro(y: np.ndarray, s: np.ndarray) -> float:
+        vals = []
+        for j in range(y.shape[1]):
+            known = ~np.isnan(y[:, j])
+            if len(np.unique(y[known, j])) == 2:
+                vals.append(auroc(y[known, j], s[known, j]))
+        return float(np.mean(vals)) if vals else math.nan
+
+    out = {}
+    keys = [c.removesuffix("_score") for c in pred.columns if c.endswith("_score")]
+    stats = {
+        "lvef_mae": (
+            lambda p, t: float(np.nanmean(np.abs(p - t))),
+            (pred["lvef_pred"].to_numpy(), pred["lvef"].to_numpy()),
+        ),
+        "macro_auroc": (macro, (pred[keys].to_numpy(float), pred[[f"{k}_score" for k in keys]].to_numpy(float))),
+    }
+    for name, (fn, arrays) in stats.items():
+        try:
+            ci = bootstrap_ci(fn, arrays, np.random.default_rng(0), n_boot=200)
+            out[name] = (ci.estimate, ci.lower, ci.upper)
+        except DataError:
+            out[name] = (fn(*arrays), math.nan, math.nan)
+    return out
+
+
+@job(experiment_app, name="data-efficiency")
+def data_efficiency(config: ConfigOpt = None, overrides: SetOpt = None) -> None:
+    """Grid {inits} x {label fractions} x {seeds} of fine-tuning runs (restartable); table.csv and plots."""
+    from cmrclip.config import load_config
+    from cmrclip.evaluate.plots import plot_data_efficiency
+    from cmrclip.train.experiment import ExperimentConfig, run_experiment
+
+    cfg = load_config(ExperimentConfig, config, overrides, defaults="experiment.yaml")
+    with progress_bar() as progress:
+        result = run_experiment(cfg, _efficiency_score, progress=progress)
+    for metric, label in (("macro_auroc", "macro AUROC (test)"), ("lvef_mae", "LVEF MAE, % (test)")):
+        rows = result.table[result.table["metric"] == metric]
+        if rows["value"].notna().any():
+            plot_data_efficiency(rows, result.out_dir / f"data_efficiency_{metric}.png", metric_label=label)
+    done(f"wrote {result.table_path} ({result.n_run} cells run, {result.n_skipped} already done)")
+
+
 # --- evaluate (issue 6) ---
 
+
+@job()
+def evaluate(
+    predictions: Annotated[Path, typer.Argument(help="Predictions CSV/JSONL/JSON, or a folder of one per target.")],
+    out: OutOpt,
+    baseline: Annotated[Path | None, typer.Option(help="Baseline predictions on the same studies.")] = None,
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
+) -> None:
+    """Metrics with CIs (DeLong, bootstrap), paired DeLong tests vs a baseline, plots and report.html."""
+    import math
+
+    from cmrclip.config import load_config
+    from cmrclip.evaluate.evaluation import EvaluateConfig
+    from cmrclip.evaluate.run import run_evaluate
+
+    cfg = load_config(EvaluateConfig, config, overrides, defaults="evaluate.yaml")
+    with progress_bar() as progress:
+        result = run_evaluate(predictions, out, baseline=baseline, cfg=cfg, progress=progress)
+    summary = result.table[(result.table["target"] == "macro") & (result.table["metric"] == "auroc")]
+    macro = ", ".join(f"{r.model} macro AUROC {r.value:.3f}" for r in summary.itertuples() if math.isfinite(r.value))
+    mae = result.table[(result.table["target"] == "lvef") & (result.table["metric"] == "mae")]
+    lvef = ", ".join(f"{r.model} LVEF MAE {r.value:.2f}" for r in mae.itertuples() if math.isfinite(r.value))
+    done(f"wrote {result.report} ({'; '.join(x for x in (macro, lvef) if x) or 'no metric computed'})")
+
+
 # --- predict, explain, serve, demo (issue 8) ---
+
+
+ModelOpt = Annotated[Path, typer.Option("--model", "-m", help="Study model bundle (OUT/model.pt).", exists=True)]
+SaltOpt = Annotated[
+    str | None, typer.Option(envvar="CMRCLIP_SALT", help="Salt for the keys of new studies (random by default).")
+]
+
+
+@job()
+def predict(
+    studies: Annotated[list[str], typer.Argument(help="DICOM folders/archives, NIfTI files, or STORE#study_key.")],
+    model: ModelOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Predictions JSONL.")] = Path("predictions.jsonl"),
+    salt: SaltOpt = None,
+) -> None:
+    """LVEF with a conformal interval, calibrated condition probabilities and warnings, one JSON line per study."""
+    import json
+
+    from cmrclip.serve.predict import PredictionFault, load_model
+
+    loaded = load_model(model, salt=salt)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    n_ok = n_bad = 0
+    with progress_bar() as progress, out.open("w", encoding="utf-8") as handle:
+        for result in loaded.predict_many(studies, progress=progress, total=len(studies)):
+            failed = isinstance(result, PredictionFault)
+            body = {"source": result.source, "error": result.reason} if failed else result.to_dict()
+            handle.write(json.dumps(body) + "\n")
+            n_ok, n_bad = n_ok + (not failed), n_bad + failed
+    done(f"wrote {out}: {n_ok} studies predicted, {n_bad} failed")
+
+
+@job()
+def explain(
+    study: Annotated[str, typer.Argument(help="One study: DICOM folder/archive, NIfTI file, or STORE#study_key.")],
+    model: ModelOpt,
+    out: OutOpt,
+    salt: SaltOpt = None,
+) -> None:
+    """Attention rollout and gradient maps overlaid on each clip (GIF), with each clip's MIL weight (JSON)."""
+    from cmrclip.serve.explain import explain_study, write_explanations
+    from cmrclip.serve.predict import load_model
+
+    loaded = load_model(model, salt=salt)
+    clips = explain_study(loaded, loaded.load_study(study))
+    index = write_explanations(clips, out)
+    done(f"wrote {len(clips)} clip overlays and {index}")
+
+
+@job()
+def serve(
+    model: ModelOpt,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    token: Annotated[
+        str | None, typer.Option(envvar="CMRCLIP_TOKEN", help="Require this bearer token on /v1/predict.")
+    ] = None,
+    max_upload_mb: Annotated[int, typer.Option(help="Largest upload accepted, in MiB.")] = 512,
+) -> None:
+    """Web service and viewer: POST /v1/predict, GET /health, the viewer at /, API docs at /docs."""
+    import uvicorn
+
+    from cmrclip.serve.api import create_app
+    from cmrclip.serve.uploads import UploadLimits
+
+    app = create_app(model, token=token, limits=UploadLimits(max_upload_bytes=max_upload_mb * 1024 * 1024))
+    done(f"serving http://{host}:{port}/ (Ctrl-C to stop)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -21,3 +21,60 @@ def shared_data() -> Path:
     if not (root / "MANIFEST.md").is_file():
         pytest.fail(f"shared data not found at {root}; set CMRCLIP_SHARED_DATA to the folder holding MANIFEST.md")
     return root
+
+
+def _toy_study(key: str, patient: str, label: int, rng) -> tuple:
+    """A study whose pixels show a pulsing disc of a label-dependent size; the report names the size."""
+    import numpy as np
+
+    from cmrclip.ingest.store import StudyRecord, ViewData
+
+    yy, xx = np.mgrid[:32, :32]
+    views = {}
+    for view, n_slices in (("SAX", 6), ("4CH", 1)):
+        radius = 4 + 3 * label + np.cos(np.linspace(0, 2 * np.pi, 12, endpoint=False))[None, :, None, None]
+        dist = np.hypot(yy - 16 + rng.integers(-2, 3), xx - 16 + rng.integers(-2, 3))[None, None]
+        px = np.clip(200.0 * (dist < radius) + rng.normal(20, 5, (n_slices, 12, 32, 32)), 0, 255).astype(np.uint8)
+        views[view] = ViewData(
+            pixels=px,
+            trigger_times_ms=np.tile(np.arange(12) * 70.0, (n_slices, 1)),
+            positions_mm=np.stack([np.zeros(n_slices), np.zeros(n_slices), np.arange(n_slices) * 8.0], 1),
+            pixel_spacing_mm=(1.5, 1.5),
+            slice_thickness_mm=8.0,
+            orientation=(1, 0, 0, 0, 1, 0),
+            window=(0.0, 255.0),
+            view_source="given",
+        )
+    words = ["small", "normal", "dilated", "severely dilated"][label]
+    return StudyRecord(key, patient, "toy", views), f"The left ventricle is {words}. Study {key}."
+
+
+@pytest.fixture(scope="session")
+def toy_store(tmp_path_factory) -> Path:
+    """A tiny study store (24 studies of 12 patients, 32x32 pixels, 12 frames) with reports tied to the pixels."""
+    import numpy as np
+
+    from cmrclip.ingest.store import StudyStore
+
+    root = tmp_path_factory.mktemp("toy_store")
+    store = StudyStore.create(root)
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        record, report = _toy_study(f"{i:016x}", f"p{i // 2:015x}", i % 4, rng)
+        store.write_study(record, report=report)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_cohort(tmp_path_factory) -> Path:
+    """A tiny synthetic cohort (8 studies, >= 2 sites, one patient with two studies, all four views, SAX masks).
+
+    Small matrices (<= 64 px) and 6 phases, so it is written in a few seconds. Returns the output folder
+    (``dicom/``, ``reports.jsonl``, ``ground_truth.csv``, ``masks/``); treat it as read-only.
+    """
+    from cmrclip.synth import generate_cohort
+
+    out = tmp_path_factory.mktemp("tiny_cohort")
+    generate_cohort(out, n_studies=8, seed=1234, sites=["northfield", "riverside", "lakeshore", "hillcrest"],
+                    masks=True, matrix=64, phases=6)
+    return out

@@ -1,0 +1,108 @@
+"""Data-efficiency benchmark: synthetic cohort -> store -> CPU pretraining -> grid of fine-tuning runs, zero-shot.
+
+Usage (from the repository root; cohort, store, pretraining and finished grid cells are reused when present):
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_data_efficiency.py --work runs/bench_de --studies 200
+
+Prints the grid's test metrics (mean over seeds, per init and label fraction), then the zero-shot numbers beside a
+random video tower's. The table and plots are in WORK/grid/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+from cmrclip.cli import _efficiency_score
+from cmrclip.conditions import load_conditions
+from cmrclip.config import load_config
+from cmrclip.evaluate.plots import plot_data_efficiency
+from cmrclip.ingest.pipeline import IngestConfig, ingest
+from cmrclip.ingest.store import StudyStore
+from cmrclip.models.zeroshot import ZeroshotConfig, run_zeroshot
+from cmrclip.synth import generate_cohort
+from cmrclip.train.experiment import ExperimentConfig, run_experiment
+from cmrclip.train.pretrain import PretrainConfig, pretrain
+
+
+def make_store(work: Path, studies: int) -> Path:
+    cohort, store = work / "cohort", work / "store"
+    if not (cohort / "reports.jsonl").is_file():
+        t = time.perf_counter()
+        generate_cohort(cohort, n_studies=studies, seed=0, matrix=96, phases=16)
+        print(f"synth: {studies} studies in {time.perf_counter() - t:.0f} s")
+    if not (store / "manifest.sqlite").is_file() or len(StudyStore(store).manifest()) == 0:
+        t = time.perf_counter()
+        cfg = IngestConfig(salt="bench-salt", spacing_mm=2.0, crop_size=96, workers=2)
+        summary = ingest([cohort / "dicom"], store, cfg, reports=cohort / "reports.jsonl",
+                         labels=cohort / "ground_truth.csv")  # fmt: skip
+        print(f"ingest: {summary.line()} in {time.perf_counter() - t:.0f} s")
+    return store
+
+
+def make_encoder(work: Path, store: Path, steps: int) -> Path:
+    out = work / "pretrain"
+    if not (out / "encoder.pt").is_file():
+        t = time.perf_counter()
+        cfg = load_config(PretrainConfig, None, [f"store_root={store.resolve()}", f"train.steps={steps}"],
+                          defaults="pretrain.yaml")  # fmt: skip
+        result = pretrain(cfg, out)
+        print(f"pretrain: {result.steps} steps in {time.perf_counter() - t:.0f} s; {json.dumps(result.metrics)}")
+    return out
+
+
+def run_grid(work: Path, store: Path, encoder: Path, seeds: int, epochs: int) -> None:
+    overrides = [
+        f"out_dir={work / 'grid'}",
+        f"finetune.store_root={store.resolve()}",
+        f"finetune.epochs={epochs}",
+        f"inits=[{{name: pretrained, mode: finetune, encoder_path: {encoder.resolve()}}}, "
+        "{name: random, mode: finetune, random_init: true}]",
+        f"seeds={list(range(seeds))}",
+    ]
+    cfg = load_config(ExperimentConfig, None, overrides, defaults="experiment.yaml")
+    t = time.perf_counter()
+    result = run_experiment(cfg, _efficiency_score)
+    print(f"grid: {result.n_run} cells run, {result.n_skipped} reused, {time.perf_counter() - t:.0f} s")
+    for metric in ("macro_auroc", "lvef_mae"):
+        rows = result.table[result.table["metric"] == metric]
+        plot_data_efficiency(rows, result.out_dir / f"data_efficiency_{metric}.png", metric_label=metric)
+        summary = rows.groupby(["init", "fraction"])[["value", "lower", "upper", "n_train"]].mean().unstack(0)
+        print(f"\n{metric} (mean over seeds; lower/upper: mean bootstrap 95 % CI of the test set)")
+        print(summary.round(3).to_string())
+
+
+def run_zero_shot(work: Path, store: Path) -> None:
+    cfg = ZeroshotConfig(store_root=str(store), clip_path=str(work / "pretrain" / "clip.pt"), out_dir=str(work / "zs"))
+    result = run_zeroshot(cfg)
+    visible = [c.key for c in load_conditions() if c.cine_visible]
+    cols = ["lvef_pred", "lvef"] + [f"{k}{s}" for k in visible for s in ("", "_score")]
+    trained, chance = (_efficiency_score(t[cols]) for t in (result.predictions, result.random_predictions))
+    print(f"\nzero-shot on {len(result.predictions)} studies ({result.n_reports} with reports)")
+    for name in trained:
+        print(f"  {name}: {trained[name][0]:.3f} [{trained[name][1]:.3f}, {trained[name][2]:.3f}]"
+              f"  random encoder {chance[name][0]:.3f}")  # fmt: skip
+    for key, value in result.retrieval.items():
+        print(f"  {key}: {value:.3f}  random encoder {result.random_retrieval[key]:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--work", type=Path, default=Path("runs/bench_de"))
+    parser.add_argument("--studies", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=200, help="pretraining steps")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=30)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    store = make_store(args.work, args.studies)
+    pre = make_encoder(args.work, store, args.steps)
+    run_grid(args.work, store, pre / "encoder.pt", args.seeds, args.epochs)
+    run_zero_shot(args.work, store)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Ingestion of the synthetic cohort (``tiny_cohort`` fixture): views, de-identification, report/label joins."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import h5py
+import pandas as pd
+import pydicom
+import pytest
+
+from cmrclip.ingest.deid import hash_key
+from cmrclip.ingest.geometry import order_cine
+from cmrclip.ingest.pipeline import IngestConfig, ingest
+from cmrclip.ingest.scan import expand_sources, scan_headers
+from cmrclip.ingest.series import _group_series, cine_skip_reason, group_studies
+from cmrclip.ingest.store import StudyStore
+from cmrclip.ingest.views import SeriesPlane, identify_views, load_view_rules, view_from_description
+
+SALT = "cohort-salt"
+PHI_TAGS = ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber", "InstitutionName", "StudyInstanceUID")
+
+
+def _cine_series(cohort: Path, tmp_path: Path) -> list[tuple[str, list[SeriesPlane]]]:
+    headers, _ = scan_headers(expand_sources([cohort / "dicom"], tmp_path, []))
+    out = []
+    for ident, hs in group_studies(headers).items():
+        planes = []
+        for series in _group_series(hs).values():
+            if cine_skip_reason(series, 4) is None:
+                layout, _ = order_cine(series)
+                planes.append(SeriesPlane(series[0].series_description, layout.orientation, layout.n_slices))
+        out.append((ident, planes))
+    return out
+
+
+def test_views_from_descriptions_and_from_geometry_alone(tiny_cohort, tmp_path):
+    rules = load_view_rules()
+    studies = _cine_series(tiny_cohort, tmp_path)
+    truth_all, geo_all = [], []
+    for _, planes in studies:
+        described = identify_views(planes, rules)
+        truth = [view_from_description(p.description, rules) for p in planes]
+        assert {d.view for d in described} == {"SAX", "2CH", "3CH", "4CH"}  # every study has all four views
+        assert all(d.source == "description" for d in described)
+        blind = identify_views([SeriesPlane("", p.orientation, p.n_positions) for p in planes], rules)
+        assert all(d.source == "geometry" for d in blind)
+        truth_all += truth
+        geo_all += [d.view for d in blind]
+    correct = sum(t == g for t, g in zip(truth_all, geo_all, strict=True))
+    assert correct >= 0.95 * len(truth_all), list(zip(truth_all, geo_all, strict=True))
+
+
+def _phi_values(cohort: Path) -> set[str]:
+    values: set[str] = set()
+    for path in (cohort / "dicom").rglob("*"):
+        if path.is_file():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(path, stop_before_pixels=True)
+            for tag in PHI_TAGS:
+                value = str(ds.get(tag, "") or "")
+                values |= {value, *(part for part in value.split("^") if len(part) >= 4)}
+    return {v for v in values if len(v) >= 4}
+
+
+@pytest.mark.slow
+def test_cohort_ingest_phi_free_and_joined(tiny_cohort, tmp_path):
+    store_dir = tmp_path / "store"
+    summary = ingest(
+        [tiny_cohort / "dicom"],
+        store_dir,
+        IngestConfig(salt=SALT, workers=2, crop_size=64),
+        reports=tiny_cohort / "reports.jsonl",
+        labels=tiny_cohort / "ground_truth.csv",
+    )
+    truth = pd.read_csv(tiny_cohort / "ground_truth.csv", dtype={"study_id": str, "patient_id": str})
+    assert summary.stored + summary.partial == len(truth) and summary.rejected == 0
+    df = StudyStore(store_dir).manifest().set_index("study_key")
+    for row in truth.itertuples():
+        key = hash_key(row.study_id, SALT)
+        assert df.loc[key, "patient_key"] == hash_key(row.patient_id, SALT)
+        assert df.loc[key, "lvef"] == pytest.approx(row.lvef) and df.loc[key, "site"] == row.site
+        assert isinstance(df.loc[key, "report"], str) and len(df.loc[key, "report"]) > 50
+    assert summary.reports_joined == summary.labels_joined == len(truth)
+    phi = _phi_values(tiny_cohort)
+    strings = [p.name for p in store_dir.rglob("*")] + [str(v) for v in df.reset_index().to_numpy().ravel()]
+    strings += [p.read_text(encoding="utf-8") for p in store_dir.glob("*.jsonl")]
+    for p in (store_dir / "studies").glob("*.h5"):
+        with h5py.File(p, "r") as f:
+            strings += [str(v) for v in f.attrs.values()]
+            f.visititems(lambda _name, obj, acc=strings: acc.extend(str(v) for v in obj.attrs.values()))
+    text = "\n".join(strings)
+    assert sorted(v for v in phi if v in text) == []

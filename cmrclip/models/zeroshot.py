@@ -1,0 +1,295 @@
+"""Zero-shot use of the CLIP model: conditions and LVEF from text prompts, and study <-> report retrieval.
+
+- Conditions: per condition a set of positive and a set of negative prompts (``configs/prompts.yaml``, editable;
+  conditions without their own prompts use the templates with their taxonomy name). Each set's embedding is the
+  normalised mean of its prompts' embeddings; the score is the softmax over the two sets' scaled similarities.
+- LVEF: prompts "LVEF is estimated at N%" over a grid of N; the estimate is the softmax-weighted mean of N.
+- Retrieval: recall@k of the study's own report among all reports (video -> text) and the reverse.
+
+A study's embedding is the normalised mean of its clips' normalised embeddings. Everything is also computed with a
+seeded random video tower of the same architecture, so each number can be read beside chance.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+import yaml
+from pydantic import Field
+
+from cmrclip.conditions import condition_keys, load_conditions
+from cmrclip.config import StrictModel, packaged_yaml
+from cmrclip.data.bags import BagConfig, StudyBagDataset
+from cmrclip.data.splits import assign_splits
+from cmrclip.data.transforms import build_clip_transform
+from cmrclip.errors import CheckpointError, ConfigError, LabelError
+from cmrclip.ingest.store import StudyStore
+from cmrclip.models.bundle import encoder_from_payload
+from cmrclip.models.clip import ClipModel
+from cmrclip.models.normalize import normalize
+from cmrclip.models.registry import build_video_encoder
+from cmrclip.models.text import TextConfig, TextEncoder, load_tokenizer, tokenize
+from cmrclip.progress import ProgressFn, null_progress
+
+__all__ = [
+    "CLIP_FORMAT",
+    "LvefPrompts",
+    "PromptConfig",
+    "PromptSet",
+    "ZeroshotConfig",
+    "ZeroshotResult",
+    "condition_scores",
+    "load_clip_model",
+    "load_prompts",
+    "lvef_estimates",
+    "retrieval_recall",
+    "run_zeroshot",
+]
+
+logger = logging.getLogger(__name__)
+
+CLIP_FORMAT = "cmrclip-clip/1"
+TextFn = Callable[[Sequence[str]], torch.Tensor]
+
+
+class PromptSet(StrictModel):
+    """Positive and negative prompts of one condition (``{name}``/``{name_lower}`` are filled in templates)."""
+
+    positive: tuple[str, ...]
+    negative: tuple[str, ...]
+
+
+class LvefPrompts(StrictModel):
+    """The LVEF prompt and its grid of values (percent)."""
+
+    template: str = "LVEF is estimated at {value}%."
+    start: float = 10.0
+    stop: float = 80.0
+    step: float = 5.0
+
+    def values(self) -> np.ndarray:
+        """The grid of LVEF values."""
+        return np.arange(self.start, self.stop + self.step / 2, self.step)
+
+
+class PromptConfig(StrictModel):
+    """The prompt file: templates, per-condition overrides, LVEF prompts."""
+
+    templates: PromptSet
+    conditions: dict[str, PromptSet] = Field(default_factory=dict)
+    lvef: LvefPrompts = LvefPrompts()
+
+
+def load_prompts(path: Path | None = None) -> PromptConfig:
+    """Read the prompts YAML (the packaged ``prompts.yaml`` by default).
+
+    Raises:
+        ConfigError: if the file is missing or invalid.
+        LabelError: if it names a condition that is not in the taxonomy.
+    """
+    if path is None:
+        data = packaged_yaml("prompts.yaml")
+    else:
+        if not Path(path).is_file():
+            raise ConfigError(f"prompts file {path} does not exist")
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    try:
+        cfg = PromptConfig.model_validate(data)
+    except ValueError as exc:
+        raise ConfigError(f"invalid prompts file {path or 'cmrclip/configs/prompts.yaml'}: {exc}") from exc
+    unknown = sorted(set(cfg.conditions) - set(condition_keys()))
+    if unknown:
+        raise LabelError(f"prompts file {path or 'prompts.yaml'} names unknown condition(s) {unknown}")
+    return cfg
+
+
+def _prompt_sets(cfg: PromptConfig, keys: Sequence[str]) -> dict[str, PromptSet]:
+    names = {c.key: c.name for c in load_conditions()}
+    out = {}
+    for key in keys:
+        if key in cfg.conditions:
+            out[key] = cfg.conditions[key]
+            continue
+        fill = {"name": names[key], "name_lower": names[key][0].lower() + names[key][1:]}
+        out[key] = PromptSet(
+            positive=tuple(t.format(**fill) for t in cfg.templates.positive),
+            negative=tuple(t.format(**fill) for t in cfg.templates.negative),
+        )
+    return out
+
+
+def _set_embedding(text_fn: TextFn, prompts: Sequence[str]) -> torch.Tensor:
+    return F.normalize(F.normalize(text_fn(list(prompts)), dim=-1).mean(0), dim=-1)
+
+
+def condition_scores(
+    study_emb: torch.Tensor, text_fn: TextFn, prompts: PromptConfig, keys: Sequence[str], scale: float
+) -> np.ndarray:
+    """``[N, K]`` probabilities: softmax over the positive and negative prompt sets' scaled similarities."""
+    sets = _prompt_sets(prompts, keys)
+    pos = torch.stack([_set_embedding(text_fn, sets[k].positive) for k in keys])
+    neg = torch.stack([_set_embedding(text_fn, sets[k].negative) for k in keys])
+    logits = torch.stack([study_emb @ pos.T, study_emb @ neg.T], dim=-1) * scale
+    return logits.softmax(dim=-1)[..., 0].numpy()
+
+
+def lvef_estimates(study_emb: torch.Tensor, text_fn: TextFn, lvef: LvefPrompts, scale: float) -> np.ndarray:
+    """``[N]`` LVEF: the grid values weighted by the softmax of the scaled prompt similarities."""
+    values = lvef.values()
+    prompts = [lvef.template.format(value=f"{v:g}") for v in values]
+    text = F.normalize(text_fn(prompts), dim=-1)
+    weights = (study_emb @ text.T * scale).softmax(dim=-1).numpy()
+    return weights @ values
+
+
+def retrieval_recall(video: torch.Tensor, text: torch.Tensor, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """Recall@k of the matching pair (row i of both) in each direction, for normalised ``[N, E]`` embeddings."""
+    sims = video @ text.T
+    out = {}
+    for name, s in (("video_to_text", sims), ("text_to_video", sims.T)):
+        rank = (s > s.diag().unsqueeze(1)).sum(dim=1)  # how many candidates beat the true pair
+        for k in ks:
+            out[f"{name}_r@{k}"] = float((rank < k).float().mean())
+    return out
+
+
+def load_clip_model(path: Path) -> tuple[ClipModel, Any]:
+    """Load ``OUT/clip.pt`` (written by ``cmrclip pretrain``) and its tokenizer, in eval mode.
+
+    Raises:
+        CheckpointError: if the file is missing, of another format, or its weights do not fit.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no CLIP checkpoint at {path}; run `cmrclip pretrain` (it writes OUT/clip.pt)")
+    body = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(body, dict) or body.get("format") != CLIP_FORMAT:
+        raise CheckpointError(f"{path} is not a CLIP checkpoint (format {CLIP_FORMAT!r} expected)")
+    video = encoder_from_payload(body["video"], where=str(path))
+    text = TextEncoder(TextConfig.model_validate(body["text_config"]))
+    clip = ClipModel(video, text, embed_dim=int(body["embed_dim"]))
+    try:
+        clip.load_state_dict(body["state_dict"], strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the CLIP model: {exc}") from exc
+    return clip.eval(), load_tokenizer(text.config)
+
+
+def _text_fn(clip: ClipModel, tokenizer: Any, batch: int = 64) -> TextFn:
+    @torch.no_grad()
+    def encode(texts: Sequence[str]) -> torch.Tensor:
+        out = []
+        for i in range(0, len(texts), batch):
+            tok = tokenize(tokenizer, texts[i : i + batch], clip.text.config.max_length)
+            out.append(clip.encode_text(tok["input_ids"], tok["attention_mask"]))
+        return torch.cat(out)
+
+    return encode
+
+
+class ZeroshotConfig(StrictModel):
+    """``cmrclip zeroshot`` settings."""
+
+    store_root: str = "runs/store"
+    clip_path: str = "runs/pretrain/clip.pt"
+    out_dir: str = "runs/zeroshot"
+    prompts_file: str | None = None
+    split: Literal["all", "train", "val", "test"] = "all"
+    """Zero-shot uses no labels, so every study can be scored; ``test`` matches fine-tuning's test split."""
+    val_share: float = 0.15
+    test_share: float = 0.15
+    split_seed: int = 0
+    bags: BagConfig = BagConfig()
+    random_seed: int = 0
+    ks: tuple[int, ...] = (1, 5, 10)
+
+
+@dataclass
+class ZeroshotResult:
+    """Predictions tables (docs §6 format) and retrieval recalls, for the CLIP model and a random video tower."""
+
+    predictions: pd.DataFrame
+    random_predictions: pd.DataFrame
+    retrieval: dict[str, float]
+    random_retrieval: dict[str, float]
+    n_reports: int
+
+
+def _rows(cfg: ZeroshotConfig, store: StudyStore) -> pd.DataFrame:
+    manifest = store.manifest()
+    if cfg.split == "all":
+        return manifest
+    split = assign_splits(manifest, cfg.val_share, cfg.test_share, seed=cfg.split_seed)
+    return manifest[split == cfg.split]
+
+
+@torch.no_grad()
+def _study_embeddings(video: Any, ds: StudyBagDataset, progress: ProgressFn, task: str) -> torch.Tensor:
+    out = []
+    for i in range(len(ds)):
+        clips = F.normalize(video.encode(ds[i]["clips"], normalize=True), dim=-1)
+        out.append(F.normalize(clips.mean(0), dim=-1))
+        progress(task, i + 1, len(ds))
+    return torch.stack(out) if out else torch.zeros(0, video.config.proj_dim)
+
+
+def _table(ds: StudyBagDataset, keys: list[str], scores: np.ndarray, lvef: np.ndarray) -> pd.DataFrame:
+    rows = [r for r, _ in ds.entries]
+    cols: dict[str, Any] = {"study_key": ds.study_keys, "patient_key": [e.patient_key for _, e in ds.entries]}
+    cols |= {"lvef_pred": lvef, "lvef": ds.reg_values[rows, 0]}
+    for j, key in enumerate(keys):
+        cols[f"{key}_score"] = scores[:, j]
+        cols[key] = ds.labels[rows, j]
+    return pd.DataFrame(cols)
+
+
+def _evaluate(video: Any, ctx: dict[str, Any], progress: ProgressFn, task: str) -> tuple[pd.DataFrame, dict]:
+    emb = _study_embeddings(video, ctx["ds"], progress, task)
+    scores = condition_scores(emb, ctx["text_fn"], ctx["prompts"], ctx["keys"], ctx["scale"])
+    lvef = lvef_estimates(emb, ctx["text_fn"], ctx["prompts"].lvef, ctx["scale"])
+    recall = retrieval_recall(emb[ctx["with_report"]], ctx["report_emb"], ctx["ks"]) if len(ctx["report_emb"]) else {}
+    return _table(ctx["ds"], ctx["keys"], scores, lvef), recall
+
+
+def run_zeroshot(cfg: ZeroshotConfig, progress: ProgressFn = null_progress) -> ZeroshotResult:
+    """Score every selected study by prompts, estimate LVEF, and measure retrieval; also with a random video tower.
+
+    Raises:
+        CheckpointError: if the CLIP checkpoint cannot be loaded.
+        ConfigError, LabelError: for a bad prompts file.
+    """
+    clip, tokenizer = load_clip_model(Path(cfg.clip_path))
+    prompts = load_prompts(Path(cfg.prompts_file) if cfg.prompts_file else None)
+    store = StudyStore(Path(cfg.store_root))
+    size = tuple(clip.video.config.input_size[1:])
+    kind = clip.video.config.normalization
+    norm = (lambda x: normalize(x * 255.0, "legacy")) if kind == "legacy" else (lambda x: normalize(x, kind))
+    bags = cfg.bags.model_copy(update={"frames": int(clip.video.config.input_size[0])})
+    keys = condition_keys()
+    ds = StudyBagDataset(store, _rows(cfg, store), keys, ["lvef"], bags, build_clip_transform(size, None, norm))
+    reports = store.manifest().set_index("study_key")["report"].reindex(ds.study_keys)
+    with_report = torch.tensor(reports.notna().to_numpy(), dtype=torch.bool)
+    text_fn = _text_fn(clip, tokenizer)
+    texts = [str(t) for t in reports[with_report.numpy()]]
+    ctx = {
+        "ds": ds, "keys": keys, "prompts": prompts, "text_fn": text_fn, "ks": cfg.ks, "with_report": with_report,
+        "scale": float(clip.scale().detach()),
+        "report_emb": F.normalize(text_fn(texts), dim=-1) if texts else torch.zeros(0),
+    }  # fmt: skip
+    predictions, recall = _evaluate(clip.video, ctx, progress, "zero-shot")
+    random_video = build_video_encoder(clip.video.config, seed=cfg.random_seed).eval()
+    random_predictions, random_recall = _evaluate(random_video, ctx, progress, "zero-shot (random encoder)")
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    predictions.to_csv(out_dir / "predictions_zeroshot.csv", index=False)
+    random_predictions.to_csv(out_dir / "predictions_zeroshot_random.csv", index=False)
+    logger.info("zero-shot on %d studies (%d with reports); %d skipped", len(ds), len(texts), len(ds.faults))
+    return ZeroshotResult(predictions, random_predictions, recall, random_recall, len(texts))

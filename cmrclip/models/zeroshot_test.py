@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cmrclip.conditions import condition_keys
+from cmrclip.errors import CheckpointError, LabelError
+from cmrclip.models.bundle import encoder_payload
+from cmrclip.models.clip import ClipModel
+from cmrclip.models.registry import build_video_encoder
+from cmrclip.models.text import TextConfig, TextEncoder, minilm_dir
+from cmrclip.models.zeroshot import (
+    CLIP_FORMAT,
+    LvefPrompts,
+    ZeroshotConfig,
+    condition_scores,
+    load_prompts,
+    lvef_estimates,
+    retrieval_recall,
+    run_zeroshot,
+)
+from cmrclip.train.finetune_test import make_toy_store
+
+
+def test_retrieval_recall_counts_the_true_pair_rank():
+    video = F.normalize(torch.eye(4) + 0.1, dim=-1)
+    text = video.clone()
+    assert retrieval_recall(video, text, ks=(1,)) == {"video_to_text_r@1": 1.0, "text_to_video_r@1": 1.0}
+    swapped = text[[1, 0, 2, 3]]  # studies 0 and 1 now rank their own report second
+    r = retrieval_recall(video, swapped, ks=(1, 2))
+    assert r["video_to_text_r@1"] == 0.5 and r["video_to_text_r@2"] == 1.0
+
+
+def fake_text(vectors):
+    def encode(texts):
+        return torch.stack([vectors[t] for t in texts])
+
+    return encode
+
+
+def test_condition_and_lvef_scores_follow_similarity():
+    keys = ["Amyloid"]
+    prompts = load_prompts().model_copy(update={"conditions": {}})
+    pos, neg = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    vectors = {"Cardiac amyloidosis.": pos, "Findings consistent with cardiac amyloidosis.": pos}
+    vectors |= {"No cardiac amyloidosis.": neg, "No evidence of cardiac amyloidosis.": neg}
+    study = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    scores = condition_scores(study, fake_text(vectors), prompts, keys, scale=10.0)
+    assert scores.shape == (2, 1) and scores[0, 0] > 0.99 and scores[1, 0] < 0.01
+    lvef = LvefPrompts(start=20, stop=60, step=20)
+    grid = {"LVEF is estimated at 20%.": pos, "LVEF is estimated at 40%.": F.normalize(pos + neg, dim=0),
+            "LVEF is estimated at 60%.": neg}  # fmt: skip
+    est = lvef_estimates(study, fake_text(grid), lvef, scale=100.0)
+    assert est[0] == pytest.approx(20.0, abs=0.1) and est[1] == pytest.approx(60.0, abs=0.1)
+
+
+def test_unknown_condition_in_prompts_file(tmp_path):
+    bad = tmp_path / "p.yaml"
+    text = "templates: {positive: ['{name}'], negative: ['no {name}']}\n"
+    bad.write_text(text + "conditions:\n  Nope: {positive: [a], negative: [b]}\n")
+    with pytest.raises(LabelError, match=r"unknown condition\(s\) \['Nope'\]"):
+        load_prompts(bad)
+
+
+@pytest.fixture(scope="module")
+def clip_file(tmp_path_factory):
+    root = tmp_path_factory.mktemp("zs")
+    make_toy_store(root / "store", n_patients=12, report=True)
+    video = build_video_encoder("tiny", seed=1, overrides={"input_size": [16, 32, 32], "embed_dim": 32, "proj_dim": 32})
+    tcfg = TextConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, proj_dim=32,
+                      tokenizer_dir=str(minilm_dir()), max_length=32)  # fmt: skip
+    clip = ClipModel(video, TextEncoder(tcfg), embed_dim=32)
+    body = {"format": CLIP_FORMAT, "video": encoder_payload(video), "text_config": tcfg.model_dump(mode="json"),
+            "embed_dim": 32, "state_dict": clip.state_dict()}  # fmt: skip
+    torch.save(body, root / "clip.pt")
+    return root
+
+
+@pytest.mark.slow
+def test_run_zeroshot_scores_every_study_with_a_random_baseline(clip_file, tmp_path):
+    paths = {"store_root": str(clip_file / "store"), "clip_path": str(clip_file / "clip.pt"), "out_dir": str(tmp_path)}
+    cfg = ZeroshotConfig(**paths, bags={"views": ["4CH"]}, ks=(1, 12))
+    result = run_zeroshot(cfg)
+    for table in (result.predictions, result.random_predictions):
+        assert len(table) == 12
+        assert table[[f"{k}_score" for k in condition_keys()]].stack().between(0, 1).all()
+        assert table["lvef_pred"].between(10, 80).all()
+    assert result.n_reports == 12
+    assert result.retrieval["video_to_text_r@12"] == 1.0 and 0 <= result.retrieval["text_to_video_r@1"] <= 1
+    assert not np.allclose(result.predictions["lvef_pred"], result.random_predictions["lvef_pred"])
+    assert (tmp_path / "predictions_zeroshot.csv").is_file()
+    with pytest.raises(CheckpointError, match="no CLIP checkpoint"):
+        run_zeroshot(cfg.model_copy(update={"clip_path": str(tmp_path / "missing.pt")}))

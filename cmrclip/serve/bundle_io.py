@@ -1,0 +1,160 @@
+"""Read a study-model bundle (``OUT/model.pt``, docs/ARCHITECTURE.md §6) into what prediction needs.
+
+Besides the network, a bundle carries a ``calibration`` block from the validation split. From it this module fits,
+at load time, the split-conformal LVEF interval (:func:`cmrclip.evaluate.conformal.fit_conformal`) and one Platt
+scaler per condition (:func:`cmrclip.evaluate.calibration.fit_platt`). The optional ``calibration["embeddings"]``
+(validation study embeddings, ``[n, E]``) give the out-of-distribution check: the nearest-neighbour cosine distance
+of a new study compared with the same distance among the reference studies themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cmrclip.errors import CmrclipError
+from cmrclip.evaluate.calibration import PlattScaler, fit_platt
+from cmrclip.evaluate.conformal import ConformalInterval, fit_conformal
+from cmrclip.models.bundle import load_bundle
+from cmrclip.models.heads import StudyModel
+
+__all__ = ["ModelParts", "read_parts"]
+
+logger = logging.getLogger(__name__)
+
+_ALPHA = 0.1
+_OOD_QUANTILE = 0.99
+_MIN_REFERENCE = 10
+
+
+@dataclass
+class ModelParts:
+    """A bundle, loaded: the network plus what turns its outputs into calibrated predictions."""
+
+    network: StudyModel
+    input_size: tuple[int, int, int]
+    normalization: str
+    targets: list[str]
+    regression: list[str]
+    thresholds: dict[str, float] = field(default_factory=dict)
+    calibrators: dict[str, PlattScaler] = field(default_factory=dict)
+    conformal: ConformalInterval | None = None
+    reference: np.ndarray | None = None
+    ood_threshold: float | None = None
+    clip: tuple[Any, Any] | None = None  # (ClipModel, tokenizer) for zero-shot
+    max_clips: int = 32
+
+    def calibrate(self, key: str, probability: float) -> float:
+        """Calibrated probability of ``key`` (unchanged where the bundle had too few labels to calibrate)."""
+        scaler = self.calibrators.get(key)
+        return float(scaler(np.array([probability]))[0]) if scaler else probability
+
+    def lvef_interval(self, value: float) -> Any:
+        """LVEF with its conformal interval (or without bounds)."""
+        from cmrclip.serve.predict import LvefPrediction
+
+        if self.conformal is None:
+            return LvefPrediction(value, None, None, None)
+        lower, upper = self.conformal.interval(np.array([value]))
+        return LvefPrediction(value, float(lower[0]), float(upper[0]), 1.0 - self.conformal.alpha)
+
+    def ood_check(self, embedding: np.ndarray) -> tuple[float | None, str | None]:
+        """Nearest-neighbour cosine distance to the reference embeddings, and a warning if it is unusually far."""
+        if self.reference is None or self.ood_threshold is None:
+            return None, None
+        distance = float(1.0 - np.max(self.reference @ embedding))
+        if distance > self.ood_threshold:
+            return distance, (
+                f"out-of-distribution: the study's embedding is farther from every training study ({distance:.3f}) "
+                f"than {_OOD_QUANTILE:.0%} of training studies are from their nearest neighbour; treat with care"
+            )
+        return distance, None
+
+
+def _fit_calibrators(cal: dict[str, Any], targets: list[str]) -> dict[str, PlattScaler]:
+    scores, labels = cal.get("scores"), cal.get("labels")
+    if scores is None or labels is None:
+        return {}
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=np.float64)
+    out = {}
+    for j, key in enumerate(targets):
+        known = ~np.isnan(labels[:, j])
+        y = labels[known, j]
+        if y.size < 10 or y.min() == y.max():
+            logger.info("condition %s: too few calibration labels; probabilities are not recalibrated", key)
+            continue
+        out[key] = fit_platt(y, np.clip(scores[known, j], 1e-6, 1 - 1e-6))
+    return out
+
+
+def _fit_conformal(cal: dict[str, Any]) -> ConformalInterval | None:
+    pred, true = cal.get("lvef_pred"), cal.get("lvef_true")
+    if pred is None or true is None:
+        return None
+    try:
+        return fit_conformal(np.asarray(pred, dtype=np.float64), np.asarray(true, dtype=np.float64), alpha=_ALPHA)
+    except CmrclipError as exc:
+        logger.warning("no LVEF interval: %s", exc)
+        return None
+
+
+def _ood_threshold(reference: np.ndarray) -> float | None:
+    if len(reference) < _MIN_REFERENCE:
+        return None
+    sims = reference @ reference.T
+    np.fill_diagonal(sims, -np.inf)
+    return float(np.quantile(1.0 - sims.max(axis=1), _OOD_QUANTILE))
+
+
+def _as_array(value: Any) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().double().numpy()
+    return np.asarray(value, dtype=np.float64)
+
+
+def _probabilities(scores: np.ndarray) -> np.ndarray:
+    """Calibration scores as probabilities (logits, recognised by values outside [0, 1], go through a sigmoid)."""
+    finite = scores[np.isfinite(scores)]
+    if finite.size and (finite.min() < 0 or finite.max() > 1):
+        return 1.0 / (1.0 + np.exp(-scores))
+    return scores
+
+
+def read_parts(path: Path, device: str = "cpu", clip_path: Path | None = None) -> ModelParts:
+    """Load a bundle (:func:`cmrclip.models.bundle.load_bundle`) and fit its calibration.
+
+    Raises:
+        CheckpointError: if the file is missing, not a bundle, or its weights do not fit its architecture.
+    """
+    bundle = load_bundle(path)
+    cal = {k: _as_array(v) for k, v in bundle.calibration.items() if k != "study_key"}
+    if "scores" in cal:
+        cal["scores"] = _probabilities(cal["scores"])
+    reference = cal.get("embeddings")
+    if reference is not None:
+        reference = reference.astype(np.float32)
+        reference /= np.linalg.norm(reference, axis=1, keepdims=True).clip(1e-8)
+    parts = ModelParts(
+        network=bundle.model.to(device).eval(),
+        input_size=tuple(bundle.input_size),
+        normalization=bundle.normalization,
+        targets=list(bundle.targets),
+        regression=list(bundle.regression),
+        thresholds={k: float(v) for k, v in bundle.thresholds.items()},
+        calibrators=_fit_calibrators(cal, list(bundle.targets)),
+        conformal=_fit_conformal(cal),
+        reference=reference,
+        ood_threshold=None if reference is None else _ood_threshold(reference),
+    )
+    if clip_path is not None:
+        from cmrclip.models.zeroshot import load_clip_model
+
+        clip, tokenizer = load_clip_model(clip_path)
+        parts.clip = (clip.to(device).eval(), tokenizer)
+    logger.info("loaded model bundle with %d conditions", len(parts.targets))
+    return parts

@@ -1,0 +1,114 @@
+"use strict";
+// The cmrclip viewer: upload one study, show LVEF with its interval, the clips with attention overlays, and the
+// conditions ranked. Everything is local; no external resources.
+(function () {
+  const $ = (id) => document.getElementById(id);
+
+  function text(tag, value, cls) {
+    const el = document.createElement(tag);
+    el.textContent = value;
+    if (cls) el.className = cls;
+    return el;
+  }
+
+  function showError(message) {
+    const box = $("error");
+    box.textContent = message;
+    box.hidden = false;
+  }
+
+  function renderLvef(lvef) {
+    if (!lvef) {
+      $("lvef-value").textContent = "n/a";
+      $("lvef-interval").textContent = "this model does not predict LVEF";
+      return;
+    }
+    $("lvef-value").textContent = lvef.value.toFixed(1) + " %";
+    const pct = Math.round(lvef.coverage * 100);
+    $("lvef-interval").textContent =
+      pct + " % interval: " + lvef.lower.toFixed(1) + " to " + lvef.upper.toFixed(1) + " %";
+  }
+
+  function renderStudy(pred) {
+    $("views-used").textContent = "Views used: " + pred.views.join(", ") + " (" + pred.n_clips + " clips)";
+    const list = $("warnings");
+    list.replaceChildren(...pred.warnings.map((w) => text("li", w)));
+  }
+
+  function renderConditions(conditions) {
+    const body = $("conditions").querySelector("tbody");
+    const rows = conditions.map((c) => {
+      const tr = document.createElement("tr");
+      if (c.positive) tr.className = "positive";
+      tr.append(text("td", c.name), text("td", (c.probability * 100).toFixed(1) + " %"));
+      const barCell = document.createElement("td");
+      const bar = document.createElement("div");
+      bar.className = "bar";
+      bar.style.width = Math.max(1, Math.round(c.probability * 200)) + "px";
+      barCell.append(bar);
+      tr.append(barCell, text("td", c.positive ? "yes" : "no"));
+      return tr;
+    });
+    body.replaceChildren(...rows);
+  }
+
+  function image(src, alt) {
+    const img = document.createElement("img");
+    img.src = src;
+    img.alt = alt;
+    return img;
+  }
+
+  function renderClips(clips) {
+    const cards = (clips || []).map((clip, i) => {
+      const card = document.createElement("div");
+      card.className = "clip";
+      card.dataset.view = clip.view;
+      const label = clip.view + (clip.view === "SAX" ? " slice " + clip.slice_index : "");
+      card.append(text("div", label + " - MIL weight " + clip.mil_weight.toFixed(2)));
+      const pair = document.createElement("div");
+      pair.className = "pair";
+      pair.append(image(clip.rollout_gif, "attention overlay " + i), image(clip.gradient_gif, "gradient map " + i));
+      const captions = document.createElement("div");
+      captions.className = "pair muted";
+      captions.append(text("span", "attention rollout", "caption"), text("span", "gradient x input", "caption"));
+      card.append(pair, captions);
+      return card;
+    });
+    $("clips").replaceChildren(...cards);
+  }
+
+  async function submit(event) {
+    event.preventDefault();
+    const file = $("study-file").files[0];
+    if (!file) return;
+    $("error").hidden = true;
+    $("results").hidden = true;
+    $("submit").disabled = true;
+    $("status").textContent = "Analysing...";
+    const headers = { "Content-Type": "application/octet-stream" };
+    const token = $("token").value.trim();
+    if (token) headers.Authorization = "Bearer " + token;
+    try {
+      const response = await fetch("/v1/predict?explain=true", { method: "POST", body: file, headers: headers });
+      const body = await response.json();
+      if (!response.ok) {
+        showError("The study was not accepted (" + response.status + "): " + body.error.message);
+        return;
+      }
+      renderLvef(body.prediction.lvef);
+      renderStudy(body.prediction);
+      renderConditions(body.prediction.conditions);
+      renderClips(body.clips);
+      $("results").hidden = false;
+      $("status").textContent = "Done.";
+    } catch (err) {
+      showError("The request failed: " + err.message);
+    } finally {
+      $("submit").disabled = false;
+      if ($("status").textContent === "Analysing...") $("status").textContent = "";
+    }
+  }
+
+  $("upload-form").addEventListener("submit", submit);
+})();

@@ -1,0 +1,90 @@
+"""The viewer in real headless Chromium (Debian's ``chromium``, driven by Playwright): upload, results, overlays."""
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from cmrclip.serve.api import create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# set CMRCLIP_VIEWER_SCREENSHOT=docs/images/viewer.png to refresh the README's picture
+SCREENSHOT = os.environ.get("CMRCLIP_VIEWER_SCREENSHOT")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tiny_model, tmp_path):
+    work_root = tmp_path / "requests"
+    app = create_app(model=tiny_model, work_root=work_root)
+    port = _free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", work_root
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.slow
+def test_viewer_uploads_a_study_and_shows_results(server, phantom_zip, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.is_file(), "install Debian's chromium: apt-get install -y chromium"
+    url, work_root = server
+    study = tmp_path / "study.zip"
+    study.write_bytes(phantom_zip)
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("requestfailed", lambda r: problems.append(f"failed {r.url}"))
+        page.on("request", lambda r: None if r.url.startswith((url, "data:")) else problems.append(r.url))
+        page.goto(url + "/")
+        page.set_input_files("#study-file", str(study))
+        page.click("#submit")
+        page.wait_for_selector("#results:not([hidden])", timeout=60_000)
+        assert page.text_content("#lvef-value").endswith("%")
+        assert "90 % interval" in page.text_content("#lvef-interval")
+        assert page.locator("#conditions tbody tr").count() == 39
+        assert "SAX, 4CH" in page.text_content("#views-used")
+        assert page.locator("#clips .clip").count() == 3
+        sizes = page.eval_on_selector_all("#clips img", "imgs => imgs.map(i => i.complete && i.naturalWidth)")
+        assert len(sizes) == 6 and all(w > 0 for w in sizes)
+        page.screenshot(path=SCREENSHOT or str(tmp_path / "viewer.png"), full_page=True)
+        # an unacceptable upload is shown as an error, and the page keeps working
+        junk = tmp_path / "junk.zip"
+        junk.write_bytes(b"not a study at all")
+        page.set_input_files("#study-file", str(junk))
+        page.click("#submit")
+        page.wait_for_selector("#error:not([hidden])")
+        assert "422" in page.text_content("#error")
+        browser.close()
+    problems = [m for m in problems if "422" not in m]  # the browser logs the refused upload's status
+    assert problems == []
+    assert not any(work_root.iterdir())

@@ -1,0 +1,29 @@
+"""Report text: clean-up, sections, de-identification, the 39-condition labeler and LVEF extraction.
+
+Also sentence sampling for pretraining (:func:`make_text_sampler`) and tokenizer training (``text.tokenizer``).
+"""
+
+from __future__ import annotations
+
+from cmrclip.text.deid import DeidResult, deidentify, scrub_report
+from cmrclip.text.labeler import Mention, ReportLabels, label_report
+from cmrclip.text.lvef import Measurements, extract_measurements
+from cmrclip.text.sampling import TextSampler, TextSamplerConfig, make_text_sampler
+from cmrclip.text.sections import Section, split_sections, split_sentences
+
+__all__ = [
+    "DeidResult",
+    "Measurements",
+    "Mention",
+    "ReportLabels",
+    "Section",
+    "TextSampler",
+    "TextSamplerConfig",
+    "deidentify",
+    "extract_measurements",
+    "label_report",
+    "make_text_sampler",
+    "scrub_report",
+    "split_sections",
+    "split_sentences",
+]

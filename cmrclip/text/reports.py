@@ -1,0 +1,141 @@
+"""Batch jobs over JSONL report files: ``cmrclip reports label`` and ``cmrclip reports deid``.
+
+Input lines hold ``id`` and ``text`` (and, for de-identification, an optional ``identifiers`` list). A bad line
+(not JSON, no text, empty text, undecodable bytes) gets a status in the output instead of stopping the job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cmrclip.errors import ReportError
+from cmrclip.progress import ProgressFn, null_progress
+from cmrclip.text.deid import deidentify
+from cmrclip.text.labeler import label_report
+from cmrclip.text.normalize import decode_report
+
+__all__ = ["BatchSummary", "ReportRecord", "deid_file", "label_file", "read_reports"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReportRecord:
+    """One input line: its ``id``, ``text`` (``None`` when unusable), ``identifiers``, a ``status`` and flags."""
+
+    id: Any
+    text: str | None
+    identifiers: tuple[str, ...] = ()
+    status: str = "ok"
+    flags: tuple[str, ...] = ()
+
+
+@dataclass
+class BatchSummary:
+    """Counts of a batch job: reports read, per status, and (for labelling) positives per condition."""
+
+    reports: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    positives: Counter[str] = field(default_factory=Counter)
+    removed: Counter[str] = field(default_factory=Counter)
+
+
+def _record(lineno: int, raw: bytes) -> ReportRecord:
+    decoded = decode_report(raw)
+    try:
+        data = json.loads(decoded.text)
+    except json.JSONDecodeError:
+        return ReportRecord(id=f"line:{lineno}", text=None, status="invalid_json", flags=decoded.flags)
+    if not isinstance(data, dict):
+        return ReportRecord(id=f"line:{lineno}", text=None, status="invalid_json", flags=decoded.flags)
+    report_id = data.get("id", data.get("study_id", f"line:{lineno}"))
+    text = data.get("text")
+    identifiers = tuple(str(v) for v in data.get("identifiers") or () if v)
+    if not isinstance(text, str):
+        return ReportRecord(id=report_id, text=None, status="missing_text", flags=decoded.flags)
+    return ReportRecord(id=report_id, text=text, identifiers=identifiers, flags=decoded.flags)
+
+
+def read_reports(path: Path) -> Iterator[ReportRecord]:
+    """Yield the records of a JSONL file, one per non-blank line, never raising on a bad line.
+
+    Raises:
+        ReportError: if the file does not exist.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ReportError(f"report file {path} does not exist; expected JSONL lines with 'id' and 'text'")
+    for lineno, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        if raw.strip():
+            yield _record(lineno, raw)
+
+
+def _run(
+    in_path: Path, out_path: Path, task: str, one: Callable[[ReportRecord, BatchSummary], dict], progress: ProgressFn
+) -> BatchSummary:
+    records = list(read_reports(in_path))
+    summary = BatchSummary()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for i, record in enumerate(records, start=1):
+            line = one(record, summary)
+            summary.reports += 1
+            summary.statuses[line["status"]] += 1
+            handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+            progress(task, i, len(records))
+    tmp.replace(out_path)
+    return summary
+
+
+def label_file(
+    in_path: Path, out_path: Path, synonyms: Path | None = None, progress: ProgressFn = null_progress
+) -> BatchSummary:
+    """Label every report of ``in_path`` into ``out_path``.
+
+    Output lines hold ``id``, ``labels``, ``lvef``, ``evidence``, ``status``, ``flags`` and ``measurements``.
+
+    Raises:
+        ReportError: if ``in_path`` does not exist.
+        ConfigError: if ``synonyms`` is invalid.
+    """
+
+    def one(record: ReportRecord, summary: BatchSummary) -> dict:
+        if record.text is None:
+            return {"id": record.id, "labels": {}, "lvef": None, "evidence": {}, "status": record.status,
+                    "flags": list(record.flags)}  # fmt: skip
+        result = label_report(record.text, synonyms=synonyms)
+        summary.positives.update(k for k, v in result.labels.items() if v == "positive")
+        line = result.to_json(record.id)
+        line["flags"] = sorted(set(line["flags"]) | set(record.flags))
+        return line
+
+    return _run(in_path, out_path, "label", one, progress)
+
+
+def deid_file(in_path: Path, out_path: Path, progress: ProgressFn = null_progress) -> BatchSummary:
+    """De-identify every report of ``in_path`` into ``out_path`` (JSONL: ``id``, ``text``, ``removed``, ``status``).
+
+    A line's optional ``identifiers`` list (patient name, IDs, physicians) is removed as well.
+
+    Raises:
+        ReportError: if ``in_path`` does not exist.
+    """
+
+    def one(record: ReportRecord, summary: BatchSummary) -> dict:
+        if record.text is None:
+            return {"id": record.id, "text": None, "removed": {}, "status": record.status, "flags": list(record.flags)}
+        result = deidentify(record.text, record.identifiers)
+        summary.removed.update(result.counts)
+        status = "ok" if record.text.strip() else "empty"
+        return {"id": record.id, "text": result.text, "removed": dict(result.counts), "status": status,
+                "flags": list(record.flags)}  # fmt: skip
+
+    return _run(in_path, out_path, "deid", one, progress)

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cmrclip.cli import app
+from cmrclip.conditions import condition_keys
+from cmrclip.errors import ReportError
+from cmrclip.text.reports import deid_file, label_file
+
+GOLD = Path(__file__).parent / "testdata" / "reports_gold.jsonl"
+runner = CliRunner()
+
+
+def messy_jsonl(path: Path) -> Path:
+    lines = [
+        json.dumps(
+            {"id": "a", "text": "FINDINGS: Dilated LV. LVEF 30%.\nIMPRESSION: Dilated cardiomyopathy."}
+        ).encode(),
+        json.dumps({"id": "b", "text": ""}).encode(),
+        b"{not json",
+        json.dumps({"id": "d", "note": "no text field"}).encode(),
+        b'{"id": "e", "text": "Patient\x92s LV is dilated. Signed by: Dr. Ann Lee, MD"}',  # cp1252 apostrophe
+        json.dumps({"id": "f", "text": "FINDINGS: NO THROMBUS. LARGE PERICARDIAL EFFUSION."}).encode(),
+        b"",
+        json.dumps({"id": "g", "text": "Thrombus. John Doe.", "identifiers": ["DOE^JOHN"]}).encode(),
+    ]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def read(path: Path) -> dict:
+    return {row["id"]: row for row in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
+
+
+def test_label_file_gives_every_line_a_status(tmp_path):
+    out = tmp_path / "labels.jsonl"
+    summary = label_file(messy_jsonl(tmp_path / "in.jsonl"), out)
+    rows = read(out)
+    assert summary.reports == 7
+    assert rows["a"]["labels"] == {"Left.Ventricular.Dilation": "positive", "Non.Ischemic.cardiomyopathy": "positive"}
+    assert rows["a"]["lvef"] == 30
+    assert rows["b"]["status"] == "empty"
+    assert rows["line:3"]["status"] == "invalid_json"
+    assert rows["d"]["status"] == "missing_text"
+    assert rows["e"]["status"] == "ok"
+    assert "non_utf8" in rows["e"]["flags"]
+    assert rows["f"]["labels"]["Large.Pericardial.Effusion"] == "positive"
+    assert "all_caps" in rows["f"]["flags"]
+    for row in rows.values():
+        assert set(row["labels"]) <= set(condition_keys())
+        assert set(row["evidence"]) == set(row["labels"])
+
+
+def test_deid_file_uses_the_lines_identifiers(tmp_path):
+    out = tmp_path / "deid.jsonl"
+    summary = deid_file(messy_jsonl(tmp_path / "in.jsonl"), out)
+    rows = read(out)
+    assert "Ann Lee" not in rows["e"]["text"]
+    assert rows["e"]["removed"] == {"name": 1}
+    assert rows["g"]["text"] == "Thrombus. [ID] [ID]."
+    assert rows["line:3"]["status"] == "invalid_json"
+    assert summary.removed["listed"] == 2
+
+
+def test_missing_input_file(tmp_path):
+    with pytest.raises(ReportError, match="does not exist"):
+        label_file(tmp_path / "missing.jsonl", tmp_path / "out.jsonl")
+
+
+def test_cli_reports_label_and_deid(tmp_path):
+    result = runner.invoke(app, ["reports", "label", str(GOLD), "--out", str(tmp_path / "labels.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert "66 reports (ok 66)" in result.output
+    rows = read(tmp_path / "labels.jsonl")
+    assert rows["gold-059"]["lvef"] == 57.5
+    result = runner.invoke(app, ["reports", "deid", str(GOLD), "--out", str(tmp_path / "deid.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert "removed nothing" in result.output
+
+
+def test_cli_bad_synonyms_exits_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("entries:\n  - keys: [Nope]\n    patterns: ['x']\n")
+    args = ["reports", "label", str(GOLD), "--out", str(tmp_path / "o.jsonl"), "--synonyms", str(bad)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "unknown or no condition keys" in result.output
+
+
+def test_cli_tokenizer_train(tmp_path):
+    result = runner.invoke(app, ["tokenizer", "train", str(GOLD), "--out", str(tmp_path / "tok"), "--vocab-size", "300",
+                                 "--set", "min_frequency=1"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "tok" / "tokenizer.json").is_file()
+    assert (tmp_path / "tok" / "config.resolved.yaml").is_file()

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cmrclip.errors import CheckpointError, DataError
+from cmrclip.models.convert import save_video_encoder
+from cmrclip.models.registry import build_video_encoder
+from cmrclip.train.embed import embed_store, load_encoder_any, pca_2d, retrieval_recall
+
+
+def test_recall_perfect_random_and_ties():
+    x = torch.eye(8)
+    r = retrieval_recall(x, x)
+    assert r["video_to_text_r@1"] == 1.0 and r["text_to_video_r@1"] == 1.0 and r["n_candidates"] == 8
+    # each video's own text ranks last but one: beaten by exactly one other candidate
+    text = x * 0.4 + torch.roll(x, 1, 0) * 0.5
+    r = retrieval_recall(x, text, ks=(1, 2))
+    assert r["video_to_text_r@1"] == 0.0 and r["video_to_text_r@2"] == 1.0
+    same = torch.ones(5, 3)  # all tied: no candidate scores strictly higher than the own pair
+    assert retrieval_recall(same, same, ks=(1,))["video_to_text_r@1"] == 1.0
+    gen = torch.Generator().manual_seed(0)
+    v, t = torch.randn(400, 16, generator=gen), torch.randn(400, 16, generator=gen)
+    chance = retrieval_recall(v, t, ks=(10,))["video_to_text_r@10"]
+    assert abs(chance - 10 / 400) < 0.03
+
+
+def test_pca_matches_dominant_direction():
+    rng = np.random.default_rng(0)
+    x = np.outer(rng.normal(size=50), [3.0, 0, 0, 0]) + rng.normal(scale=0.1, size=(50, 4))
+    p = pca_2d(x)
+    assert p.shape == (50, 2)
+    assert abs(np.corrcoef(p[:, 0], x[:, 0])[0, 1]) > 0.99
+    assert pca_2d(np.ones((3, 1))).shape == (3, 2)
+
+
+@pytest.fixture(scope="module")
+def encoder_file(tmp_path_factory):
+    enc = build_video_encoder(
+        "tiny", overrides={"input_size": (8, 32, 32), "depth": 2, "stage_starts": (1,), "proj_dim": 16}
+    )
+    path = tmp_path_factory.mktemp("enc") / "encoder.pt"
+    save_video_encoder(enc, path)
+    return path
+
+
+def test_embed_store_writes_clips_studies_and_picture(toy_store, encoder_file, tmp_path):
+    res = embed_store(encoder_file, toy_store, tmp_path, colour_by="site")
+    data = np.load(res.npz)
+    assert res.n_studies == 24 and data["study"].shape == (24, 16)
+    # each toy study: 4CH + SAX 6 slices with the ends dropped -> 5 clips
+    assert res.n_clips == 24 * 5 and data["clip"].shape == (120, 16)
+    assert set(data["clip_view"]) == {"4CH", "SAX"} and set(data["clip_study"]) == set(data["study_key"])
+    assert np.allclose(np.linalg.norm(data["study"], axis=1), 1.0, atol=1e-5)
+    first = data["clip"][data["clip_study"] == data["study_key"][0]].mean(0)
+    assert np.allclose(first / np.linalg.norm(first), data["study"][0], atol=1e-5)
+    assert res.picture is not None and res.picture.stat().st_size > 1000
+
+
+def test_embed_errors(toy_store, encoder_file, tmp_path):
+    with pytest.raises(DataError, match="no column 'nope'"):
+        embed_store(encoder_file, toy_store, tmp_path, colour_by="nope")
+    with pytest.raises(DataError, match="no studies to embed"):
+        embed_store(encoder_file, toy_store, tmp_path, split="test")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_encoder_any(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError):
+        load_encoder_any(tmp_path / "junk.pt")

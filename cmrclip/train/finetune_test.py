@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cmrclip.conditions import condition_keys
+from cmrclip.errors import ConfigError
+from cmrclip.ingest.store import StudyRecord, StudyStore, ViewData
+from cmrclip.models.bundle import load_bundle
+from cmrclip.models.convert import save_video_encoder
+from cmrclip.models.registry import build_video_encoder
+from cmrclip.train.finetune import FinetuneConfig, run_finetune
+
+HCM = "Hypertrophic.Cardiomyopathy"
+
+
+def _view(rng, n_slices, ef, thick, size=32, frames=8):
+    yy, xx = np.mgrid[:size, :size] - size / 2
+    r = np.hypot(yy, xx)
+    px = np.zeros((n_slices, frames, size, size), np.uint8)
+    for s in range(n_slices):
+        for f in range(frames):
+            radius = 9 * (1 - ef / 100 * 0.6 * (1 - math.cos(2 * math.pi * f / frames)) / 2)
+            img = 200.0 * (r < radius) + 120.0 * ((r >= radius) & (r < radius + thick))
+            px[s, f] = np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
+    return ViewData(
+        pixels=px,
+        trigger_times_ms=np.tile(np.arange(frames) * 40.0, (n_slices, 1)),
+        positions_mm=np.c_[np.zeros(n_slices), np.zeros(n_slices), np.arange(n_slices) * 8.0],
+        pixel_spacing_mm=(1.5, 1.5),
+        slice_thickness_mm=8.0,
+        orientation=(1, 0, 0, 0, 1, 0),
+        window=(0.0, 255.0),
+        view_source="given",
+    )
+
+
+def make_toy_store(root, n_patients=24, seed=0, report=False):
+    """A tiny store whose LVEF changes the cavity's motion and HCM thickens the wall (a few labels missing)."""
+    rng = np.random.default_rng(seed)
+    store = StudyStore.create(root)
+    rows = []
+    for p in range(n_patients):
+        ef = float(rng.uniform(20, 75))
+        hcm = float(p % 3 == 0)
+        key = f"study{p:03d}"
+        views = {"SAX": _view(rng, 6, ef, 5 if hcm else 2), "4CH": _view(rng, 1, ef, 5 if hcm else 2)}
+        text = f"LVEF is estimated at {ef:.0f}%. " + (
+            "Hypertrophic cardiomyopathy." if hcm else "Normal wall thickness."
+        )
+        store.write_study(StudyRecord(key, f"pat{p:03d}", "toy", views), report=text if report else None)
+        row = {"study_key": key, "lvef": ef, **dict.fromkeys(condition_keys(), 0.0), HCM: hcm}
+        rows.append(row)
+    labels = pd.DataFrame(rows)
+    labels.loc[1, HCM] = np.nan  # unknown label
+    labels.loc[2, "lvef"] = np.nan  # unknown LVEF
+    store.add_labels(labels)
+    return store
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    store = make_toy_store(root / "store")
+    enc = build_video_encoder("tiny", seed=1, overrides={"input_size": [16, 32, 32], "embed_dim": 32, "proj_dim": 64})
+    save_video_encoder(enc, root / "encoder.pt")
+    return store, root / "encoder.pt"
+
+
+def _cfg(tmp_path, store, encoder, **kw):
+    base = {
+        "store_root": str(store.root),
+        "out_dir": str(tmp_path / "run"),
+        "encoder_path": str(encoder),
+        "targets": [HCM],
+        "epochs": 3,
+        "batch_size": 4,
+        "head": {"hidden": 16, "attention_dim": 8},
+    }
+    return FinetuneConfig.model_validate(base | kw)
+
+
+def test_finetune_writes_bundle_predictions_and_metrics(tmp_path, toy):
+    store, encoder = toy
+    result = run_finetune(_cfg(tmp_path, store, encoder, mode="finetune"))
+    out = result.out_dir
+    for name in ("model.pt", "predictions_val.csv", "predictions_test.csv", "metrics.jsonl", "config.resolved.yaml"):
+        assert (out / name).is_file(), name
+    val = pd.read_csv(out / "predictions_val.csv")
+    assert list(val.columns) == [
+        "study_key",
+        "patient_key",
+        "lvef_pred",
+        "lvef",
+        f"{HCM}_score",
+        HCM,
+        "normal_score",
+        "normal",
+    ]
+    test = pd.read_csv(out / "predictions_test.csv")
+    assert not set(val["patient_key"]) & set(test["patient_key"])
+    assert val[f"{HCM}_score"].between(0, 1).all()
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines[:-1]] == [0, 1, 2]
+    bundle = load_bundle(out / "model.pt")
+    assert bundle.targets == [HCM, "normal"]
+    assert len(bundle.calibration["study_key"]) == len(val)
+    assert bundle.calibration["embeddings"].shape == (len(val), 64)
+    assert 0 <= bundle.thresholds[HCM] <= 1
+
+
+@pytest.mark.slow
+def test_transfer_mode_trains_the_encoder_on_clips(tmp_path, toy):
+    store, encoder = toy
+    result = run_finetune(
+        _cfg(
+            tmp_path,
+            store,
+            encoder,
+            mode="transfer",
+            epochs=1,
+            cache_features=False,
+            augment={},
+            bags={"views": ["4CH", "SAX"], "sax_every": 3},
+        )
+    )
+    assert math.isfinite(result.metrics["val_lvef_mae"])
+
+
+def test_mode_and_encoder_mismatch_raise(tmp_path, toy):
+    store, encoder = toy
+    with pytest.raises(ConfigError, match="scratch"):
+        run_finetune(_cfg(tmp_path, store, encoder, mode="scratch"))
+    with pytest.raises(ConfigError, match="needs encoder_path"):
+        run_finetune(_cfg(tmp_path, store, encoder, mode="linear", encoder_path=None))
+
+
+def test_unknown_label_and_missing_view_are_reported(tmp_path, toy):
+    store, encoder = toy
+    from cmrclip.errors import LabelError
+
+    with pytest.raises(LabelError, match="unknown label name"):
+        run_finetune(_cfg(tmp_path, store, encoder, targets=["Not.A.Condition"]))
+    result = run_finetune(
+        _cfg(tmp_path, store, encoder, mode="linear", epochs=1, bags={"views": ["2CH", "4CH"], "required_views": []})
+    )
+    assert result.faults == []
+    from cmrclip.errors import DataError
+
+    with pytest.raises(DataError, match="no usable training study"):
+        run_finetune(_cfg(tmp_path, store, encoder, bags={"required_views": ["3CH"]}))
+    faults = [json.loads(x) for x in (tmp_path / "run" / "faults.jsonl").read_text().splitlines()]
+    assert faults and all("3CH" in f["reason"] for f in faults)

@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from cmrclip.config import load_config
+from cmrclip.errors import CheckpointError, ConfigError
+from cmrclip.models.convert import load_video_encoder
+from cmrclip.models.text import minilm_dir
+from cmrclip.train.contrastive import load_clip_model
+from cmrclip.train.pretrain import PretrainConfig, pretrain, split_held_out
+
+
+def tiny_cfg(store, *extra: str) -> PretrainConfig:
+    overrides = [
+        f"store_root={store}",
+        "seed=1",
+        "train.batch_size=6",
+        "train.steps=6",
+        "train.checkpoint_every=2",
+        "model.video_overrides={input_size: [8, 32, 32], depth: 2, stage_starts: [1], embed_dim: 32}",
+        "data.n_frames=8",
+        "data.num_workers=0",
+        "model.text.source=config",
+        "model.text.hidden_size=32",
+        "model.text.num_layers=1",
+        "model.text.intermediate_size=64",
+        f"model.text.tokenizer_dir={minilm_dir()}",
+        "model.embed_dim=32",
+        "optim.warmup_steps=1",
+        "optim.lr=0.003",
+        *extra,
+    ]
+    return load_config(PretrainConfig, None, overrides, defaults="pretrain.yaml")
+
+
+def _records(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_packaged_defaults_validate():
+    cfg = load_config(PretrainConfig, defaults="pretrain.yaml")
+    assert cfg.model.video == "tiny" and cfg.model.text.source == "minilm" and cfg.model.text.trainable_layers == 0
+    assert cfg.train.batch_size == 32
+
+
+@pytest.mark.slow
+def test_pretrain_writes_outputs_and_loss_decreases(toy_store, tmp_path):
+    out = tmp_path / "run"
+    result = pretrain(tiny_cfg(toy_store, "train.steps=12", "train.checkpoint_every=6"), out)
+    assert result.steps == 12
+    for name in ("encoder.pt", "clip.pt", "config.resolved.yaml", "checkpoints/last.pt", "metrics.jsonl"):
+        assert (out / name).is_file(), name
+    recs = _records(out)
+    assert [r["epoch"] for r in recs] == [0, 1, 2, 3]  # 18 training studies / 6 = 3 steps per epoch
+    assert recs[-1]["loss"] < recs[0]["loss"]
+    for key in ("temperature", "lr", "video_to_text_r@1", "text_to_video_r@5", "video_to_text_r@10"):
+        assert key in recs[-1]
+    assert recs[-1]["n_candidates"] == 6
+    enc = torch.load(out / "encoder.pt", weights_only=False)
+    assert enc["format"] == "cmrclip-video-encoder/1" and enc["embed_dim"] == 32
+    model = load_clip_model(out / "clip.pt")
+    encoder = load_video_encoder(out / "encoder.pt")
+    x = torch.randn(2, 3, 8, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(model.encode_video(x), encoder(x), atol=1e-6)
+    assert float(1 / model.scale().detach()) == pytest.approx(recs[-1]["temperature"], rel=1e-5)
+    assert encoder.info.metrics["video_to_text_r@5"] == recs[-1]["video_to_text_r@5"]
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_to_identical_weights(toy_store, tmp_path):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    pretrain(tiny_cfg(toy_store), full)
+    partial = pretrain(tiny_cfg(toy_store), cut, stop_after=4)  # interrupted after the step-4 checkpoint
+    assert partial.steps == 4 and not (cut / "encoder.pt").exists()
+    with (cut / "metrics.jsonl").open("a") as fh:  # a record written after the checkpoint is recomputed
+        fh.write(json.dumps({"step": 5, "stale": True}) + "\n")
+    pretrain(tiny_cfg(toy_store), cut, resume=True)
+    a = torch.load(full / "clip.pt", weights_only=False)["state_dict"]
+    b = torch.load(cut / "clip.pt", weights_only=False)["state_dict"]
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    timing = {"seconds", "clips_per_s"}
+    strip = [{k: v for k, v in r.items() if k not in timing} for r in _records(full)]
+    assert strip == [{k: v for k, v in r.items() if k not in timing} for r in _records(cut)]
+
+
+def test_resume_without_checkpoint_and_bad_config(toy_store, tmp_path):
+    with pytest.raises(CheckpointError, match="no training state"):
+        pretrain(tiny_cfg(toy_store), tmp_path / "nothing", resume=True)
+    with pytest.raises(ConfigError, match="store_root is not set"):
+        pretrain(tiny_cfg("", "store_root=null"), tmp_path / "x")
+    with pytest.raises(ConfigError, match="fewer than one global batch"):
+        pretrain(tiny_cfg(toy_store, "train.batch_size=64"), tmp_path / "y")
+
+
+def test_held_out_split_by_patient(toy_store):
+    from cmrclip.data.dataset import studies_with_reports
+    from cmrclip.ingest.store import StudyStore
+
+    studies = studies_with_reports(StudyStore(toy_store).manifest())
+    train, held = split_held_out(studies, 0.25, seed=0)
+    assert len(train) + len(held) == 24 and len(held) > 0
+    assert not set(train["patient_key"]) & set(held["patient_key"])
+    fixed = studies.assign(split=["test" if i < 4 else "train" for i in range(24)])
+    train, held = split_held_out(fixed, 0.25, seed=0)
+    assert len(held) == 4
+
+
+@pytest.mark.slow
+def test_cli_pretrain_then_embed(toy_store, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from cmrclip.cli import app
+
+    cfg = tiny_cfg(toy_store).model_dump(mode="json")
+    cfg.pop("store_root")
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    runner = CliRunner()
+    out = tmp_path / "run"
+    args = ["pretrain", "--config", str(tmp_path / "tiny.yaml"), "--store", str(toy_store), "--out", str(out)]
+    result = runner.invoke(app, [*args, "--steps", "3"])
+    assert result.exit_code == 0, result.output
+    assert "pretrain: 3 steps" in result.output and (out / "encoder.pt").is_file()
+    assert yaml.safe_load((out / "config.resolved.yaml").read_text())["config"]["train"]["steps"] == 3
+    result = runner.invoke(app, ["embed", str(out / "clip.pt"), "--store", str(toy_store), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "24 studies, 120 clips" in result.output and (tmp_path / "embeddings.npz").is_file()
+    result = runner.invoke(app, ["pretrain", "--out", str(tmp_path / "none"), "--set", "train.steps=2"])
+    assert result.exit_code == 2 and "store_root is not set" in result.output
+
+
+@pytest.mark.slow
+def test_torchrun_two_gloo_processes_match_one_process(toy_store, tmp_path):
+    """2 ranks x batch 3 (gathered negatives, averaged gradients) == 1 process x batch 6, step for step."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    cfg = tiny_cfg(toy_store, "train.steps=3", "train.checkpoint_every=3", "train.device=cpu")
+    single = tmp_path / "single"
+    pretrain(cfg, single)
+    data = cfg.model_dump(mode="json")
+    data["train"]["batch_size"] = 3
+    data["train"]["torch_threads"] = 1
+    (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(data))
+    script = shutil.which("cmrclip", path=str(Path(sys.executable).parent))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517"]
+    args = [script, "pretrain", "--config", str(tmp_path / "ddp.yaml"), "--out", str(tmp_path / "ddp")]
+    env = os.environ | {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.run(torchrun + args, capture_output=True, text=True, timeout=240, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a = torch.load(single / "clip.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "ddp" / "clip.pt", weights_only=True)["state_dict"]
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-5, rtol=1e-4), key
+    assert _records(single)[-1]["loss"] == pytest.approx(_records(tmp_path / "ddp")[-1]["loss"], abs=1e-5)
