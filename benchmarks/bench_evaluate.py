@@ -44,13 +44,14 @@ def main() -> None:
     delong_ci(y, s)
     one = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     table = evaluate_predictions(model, base, EvaluateConfig(n_bootstrap=200))
-    total = time.perf_counter() - t0
+    total, cpu = time.perf_counter() - t0, time.process_time() - c0
     n_auroc = int(((table["metric"] == "auroc") & table["lower"].notna()).sum())
     print(f"one DeLong CI, n={args.n}: {one:.3f} s")
     print(
-        f"evaluate_predictions n={args.n} labels={args.labels} baseline={args.baseline}: {total:.2f} s "
+        f"evaluate_predictions n={args.n} labels={args.labels} baseline={args.baseline}: {total:.2f} s wall, "
+        f"{cpu:.2f} s CPU "
         f"({n_auroc} AUROCs with DeLong CIs, {len(table)} rows)"
     )
     print("loadavg:", Path("/proc/loadavg").read_text().strip())

@@ -188,12 +188,19 @@ def reports_label(
     src: ReportsIn,
     out: OutOpt,
     synonyms: Annotated[Path | None, typer.Option(help="Extra synonyms YAML (tried first).", exists=True)] = None,
+    table: Annotated[Path | None, typer.Option(help="Also write a CSV for 'cmrclip ingest --labels'.")] = None,
+    uncertain: Annotated[str, typer.Option(help="In --table: uncertain = unknown|positive|negative.")] = "unknown",
 ) -> None:
     """Label reports: positive/negative/uncertain per condition, LVEF, evidence sentence per label."""
-    from cmrclip.text.reports import label_file
+    from cmrclip.errors import ConfigError
+    from cmrclip.text.reports import label_file, labels_table
 
+    if uncertain not in ("unknown", "positive", "negative"):
+        raise ConfigError(f"--uncertain {uncertain!r}: choose unknown, positive or negative")
     with progress_bar() as bar:
         summary = label_file(src, out, synonyms=synonyms, progress=bar)
+    if table is not None:
+        labels_table(out, uncertain=uncertain).to_csv(table, index=False)  # type: ignore[arg-type]
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary.statuses.items()))
     done(f"reports label: {summary.reports} reports ({statuses}), {sum(summary.positives.values())} positives -> {out}")
 
@@ -400,11 +407,14 @@ def evaluate(
     cfg = load_config(EvaluateConfig, config, overrides, defaults="evaluate.yaml")
     with progress_bar() as progress:
         result = run_evaluate(predictions, out, baseline=baseline, cfg=cfg, progress=progress)
-    summary = result.table[(result.table["target"] == "macro") & (result.table["metric"] == "auroc")]
-    macro = ", ".join(f"{r.model} macro AUROC {r.value:.3f}" for r in summary.itertuples() if math.isfinite(r.value))
-    mae = result.table[(result.table["target"] == "lvef") & (result.table["metric"] == "mae")]
-    lvef = ", ".join(f"{r.model} LVEF MAE {r.value:.2f}" for r in mae.itertuples() if math.isfinite(r.value))
-    done(f"wrote {result.report} ({'; '.join(x for x in (macro, lvef) if x) or 'no metric computed'})")
+    t = result.table
+    pairs = t["target"] + "/" + t["metric"]
+    headline = t[pairs.isin(["macro/auroc", "lvef/mae"])]
+    parts = [
+        f"{r.model} {r.target} {r.metric} " + (f"{r.value:.3f}" if math.isfinite(r.value) else f"n/a: {r.flag}")
+        for r in headline.itertuples()
+    ]
+    done(f"wrote {result.report} ({'; '.join(parts) or 'no metric computed'})")
 
 
 # --- predict, explain, serve, demo (issue 8) ---

@@ -78,3 +78,14 @@ def tiny_cohort(tmp_path_factory) -> Path:
     generate_cohort(out, n_studies=8, seed=1234, sites=["northfield", "riverside", "lakeshore", "hillcrest"],
                     masks=True, matrix=64, phases=6)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tiny_cohort, tmp_path_factory) -> Path:
+    """``tiny_cohort`` ingested into a study store, with its reports and ground-truth labels joined."""
+    from cmrclip.ingest.pipeline import IngestConfig, ingest
+
+    root = tmp_path_factory.mktemp("tiny_store")
+    ingest([tiny_cohort / "dicom"], root, IngestConfig(salt="test-salt", workers=1),
+           reports=tiny_cohort / "reports.jsonl", labels=tiny_cohort / "ground_truth.csv")  # fmt: skip
+    return root

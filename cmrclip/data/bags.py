@@ -230,8 +230,19 @@ class StudyBagDataset(torch.utils.data.Dataset):
         """Keys of the usable studies, in dataset order."""
         return [e.study_key for _, e in self.entries]
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def item_info(self, index: int) -> dict[str, Any]:
+        """Item ``index`` without its clips (views, targets, regression values, keys): no file is read."""
         row, entry = self.entries[index]
+        return {
+            "views": [r.view for r in entry.refs],
+            "targets": torch.from_numpy(self.labels[row]),
+            "regression": torch.from_numpy(self.reg_values[row]),
+            "study_key": entry.study_key,
+            "patient_key": entry.patient_key,
+        }
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        _, entry = self.entries[index]
         rng = np.random.default_rng([self.seed, self._epoch, index])
         clips = []
         with self.store.open(entry.study_key) as study:
@@ -241,14 +252,7 @@ class StudyBagDataset(torch.utils.data.Dataset):
                 if self.train and hasattr(self.clip_transform, "randomize"):
                     self.clip_transform.randomize(rng)
                 clips.append(self.clip_transform(study.read_clip(ref.view, ref.slice_index, frames)))
-        return {
-            "clips": torch.stack(clips),
-            "views": [r.view for r in entry.refs],
-            "targets": torch.from_numpy(self.labels[row]),
-            "regression": torch.from_numpy(self.reg_values[row]),
-            "study_key": entry.study_key,
-            "patient_key": entry.patient_key,
-        }
+        return {"clips": torch.stack(clips), **self.item_info(index)}
 
 
 def _pad(tensors: list[torch.Tensor], n: int) -> torch.Tensor:

@@ -85,3 +85,17 @@ def test_collate_keeps_order():
     batch = PretrainCollate()(items)
     assert batch["index"].tolist() == [0, 1, 2] and batch["video"][:, 0, 0, 0, 0].tolist() == [0.0, 1.0, 2.0]
     assert np.array_equal(batch["study_key"], ["s0", "s1", "s2"])
+
+
+def test_real_ingested_synthetic_store(tiny_store):
+    """The ingested synthetic cohort: every study yields a contract clip and its de-identified report."""
+    studies = studies_with_reports(StudyStore(tiny_store).manifest())
+    assert len(studies) == 8
+    ds = PretrainDataset(tiny_store, studies, build_clip_transform((32, 32), AugmentConfig()), n_frames=16)
+    views = set()
+    for i in range(len(ds)):
+        item = ds[i]
+        assert item["video"].shape == (3, 16, 32, 32) and torch.isfinite(item["video"]).all()
+        assert len(item["text"]) > 20
+        views.add(item["view"])
+    assert len(views) >= 2

@@ -169,10 +169,10 @@ def _conformal_rows(
     except DataError as exc:
         return [_row(model, "lvef", "conformal_half_width", np.nan, flag=str(exc))]
     lo, hi = conf.interval(p[test])
-    nominal = f"nominal {1 - cfg.conformal_alpha:g}"
+    level = f"@{1 - cfg.conformal_alpha:g}"
     return [
-        _row(model, "lvef", "conformal_half_width", conf.half_width, flag=""),
-        _row(model, "lvef", "conformal_coverage", empirical_coverage(lo, hi, t[test]), flag=nominal),
+        _row(model, "lvef", f"conformal_half_width{level}", conf.half_width),
+        _row(model, "lvef", f"conformal_coverage{level}", empirical_coverage(lo, hi, t[test])),
     ]
 
 
@@ -187,13 +187,12 @@ def repeat_rows(table: pd.DataFrame, column: str = "lvef_pred") -> list[dict[str
     if second.empty:
         return []
     pairs = pd.concat([first, second], axis=1, join="inner").to_numpy(np.float64)
-    note = "first two studies per patient; a scan-rescan measure only if both come from one session"
     try:
         agree = scan_rescan_agreement(pairs[:, 0], pairs[:, 1])
     except DataError as exc:
         return [_row("model", "lvef_repeat", "icc", np.nan, n=len(pairs), flag=str(exc))]
     return [
-        _row("model", "lvef_repeat", name, getattr(agree, name), n=agree.n, flag=note)
+        _row("model", "lvef_repeat", name, getattr(agree, name), n=agree.n)
         for name in ("pearson_r", "icc", "within_sd", "cov_percent", "mean_difference")
     ]
 
@@ -202,21 +201,21 @@ def summary_rows(table: pd.DataFrame) -> list[dict[str, object]]:
     """Macro and prevalence-weighted means of AUROC/AUPRC over unflagged condition targets, per model."""
     rows = []
     conditions = table[~table["target"].astype(str).str.startswith("lvef")]
-    for (model, metric), group in conditions.groupby(["model", "metric"], sort=False):
-        if metric not in ("auroc", "auprc") or model == "difference":
-            continue
-        ok = group[(group["flag"] == "") & group["value"].notna()]
-        left_out = len(group) - len(ok)
-        flag = f"{left_out} flagged targets left out" if left_out else ""
-        if ok.empty:
-            rows += [
-                _row(model, name, metric, np.nan, n=0, flag="no unflagged target") for name in ("macro", "weighted")
-            ]
-            continue
-        weights = ok["n_positive"].astype(float)
-        rows.append(_row(model, "macro", metric, float(ok["value"].mean()), n=len(ok), flag=flag))
-        weighted = float(np.average(ok["value"], weights=weights))
-        rows.append(_row(model, "weighted", metric, weighted, n=len(ok), flag=flag))
+    for model in ("model", "baseline"):
+        mine = conditions[conditions["model"] == model]
+        n_targets = mine["target"].nunique()
+        for metric in ("auroc", "auprc"):
+            ok = mine[(mine["metric"] == metric) & (mine["flag"] == "") & mine["value"].notna()]
+            left_out = n_targets - len(ok)
+            flag = f"{left_out} of {n_targets} targets flagged and left out" if left_out else ""
+            if n_targets == 0:
+                continue
+            if ok.empty:
+                rows += [_row(model, name, metric, np.nan, n=0, flag=flag) for name in ("macro", "weighted")]
+                continue
+            weighted = float(np.average(ok["value"], weights=ok["n_positive"].astype(float)))
+            rows.append(_row(model, "macro", metric, float(ok["value"].mean()), n=len(ok), flag=flag))
+            rows.append(_row(model, "weighted", metric, weighted, n=len(ok), flag=flag))
     return rows
 
 

@@ -33,11 +33,12 @@ def test_table_values_flags_and_means():
     assert _get(result, "model", "macro", "auroc")["value"] == pytest.approx(np.mean([r["value"] for r in ok]))
     weighted = np.average([r["value"] for r in ok], weights=[r["n_positive"] for r in ok])
     assert _get(result, "model", "weighted", "auroc")["value"] == pytest.approx(weighted)
-    assert "1 flagged" in _get(result, "model", "macro", "auroc")["flag"]
+    assert _get(result, "model", "macro", "auroc")["flag"] == "1 of 3 targets flagged and left out"
+    assert _get(result, "model", "macro", "auprc")["flag"] == "1 of 3 targets flagged and left out"
     diff = _get(result, "difference", "Hypertrophic.Cardiomyopathy", "auroc")
     assert diff["value"] > 0 and 0 <= diff["p_value"] < 0.05
     assert _get(result, "model", "lvef", "mae")["value"] < _get(result, "baseline", "lvef", "mae")["value"]
-    coverage = _get(result, "model", "lvef", "conformal_coverage")["value"]
+    coverage = _get(result, "model", "lvef", "conformal_coverage@0.9")["value"]
     assert 0.8 < coverage <= 1.0
     assert _get(result, "model", "lvef<40", "auroc")["value"] > 0.8
     assert not (result["value"].isna() & (result["flag"] == "")).any()
@@ -53,7 +54,8 @@ def test_bad_targets_are_flagged_not_crashing():
     hcm = _get(result, "model", "Hypertrophic.Cardiomyopathy", "auroc")
     assert "5 NaN scores dropped" in hcm["flag"] and np.isfinite(hcm["value"]) and hcm["n"] == 115
     macro = _get(result, "model", "macro", "auroc")
-    assert np.isnan(macro["value"]) and macro["flag"] == "no unflagged target"
+    assert np.isnan(macro["value"]) and macro["flag"] == "3 of 3 targets flagged and left out"
+    assert np.isnan(_get(result, "model", "weighted", "auprc")["value"])
 
 
 def test_bootstrap_ci_option_and_seed():
@@ -79,7 +81,7 @@ def test_repeat_study_agreement_uses_first_two_studies_per_patient():
     table["lvef_pred"] = np.repeat(table["lvef"].to_numpy()[::2], 2) + np.random.default_rng(0).normal(0, 1, 200)
     result = evaluate_predictions(_preds(table))
     icc = _get(result, "model", "lvef_repeat", "icc")
-    assert icc["n"] == 100 and icc["value"] > 0.95 and "session" in icc["flag"]
+    assert icc["n"] == 100 and icc["value"] > 0.95
     assert _get(result, "model", "lvef_repeat", "within_sd")["value"] == pytest.approx(1.0, rel=0.2)
 
 

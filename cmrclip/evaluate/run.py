@@ -25,6 +25,14 @@ __all__ = ["EvaluationOutputs", "run_evaluate", "write_metrics"]
 logger = logging.getLogger(__name__)
 
 
+_LVEF_NOTE = (
+    "bias = mean(predicted - true); loa = Bland-Altman 95 % limits of agreement; lvef<C: AUROC of the predicted LVEF "
+    "for a true LVEF below C (lower prediction = positive). Conformal: intervals fitted on a random half of the "
+    "studies, coverage measured on the other half. lvef_repeat: agreement between each patient's first two studies "
+    "(a scan-rescan measure only where both studies come from one session)."
+)
+
+
 @dataclass
 class EvaluationOutputs:
     """What the job wrote, and the metrics table."""
@@ -148,7 +156,7 @@ def _report(
     lvef = table[table["target"].astype(str).str.startswith("lvef")]
     if not lvef.empty:
         lvef_images = [ReportImage(p, caption=k) for k, p in plots.items() if k.startswith("lvef")]
-        sections.append(ReportSection("LVEF", table=lvef, images=lvef_images))
+        sections.append(ReportSection("LVEF", text=_LVEF_NOTE, table=lvef, images=lvef_images))
     sections.append(ReportSection("Configuration", code=yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)))
     return build_html_report("cmrclip evaluation", sections, out_dir / "report.html", subtitle=info["predictions"])
 

@@ -32,7 +32,7 @@ def test_cli_evaluate_ok_and_bad_input(predictions_csv, tmp_path):
     args = ["evaluate", str(predictions_csv), "--out", str(tmp_path / "o"), "--set", "n_bootstrap=50"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "macro AUROC" in result.output and (tmp_path / "o" / "report.html").is_file()
+    assert "model macro auroc 0." in result.output and (tmp_path / "o" / "report.html").is_file()
     other = synthetic_table(0).iloc[5:]
     other.to_csv(tmp_path / "short.csv", index=False)
     args = ["evaluate", str(predictions_csv), "--baseline", str(tmp_path / "short.csv"), "--out", str(tmp_path / "p")]
@@ -45,6 +45,23 @@ def test_cli_evaluate_ok_and_bad_input(predictions_csv, tmp_path):
     assert result.exit_code == 2 and "must be 0/1" in result.output
 
 
+def test_evaluate_modules_import_no_torch_statically():
+    import ast
+    from pathlib import Path
+
+    allowed = ("cmrclip.config", "cmrclip.errors", "cmrclip.progress", "cmrclip.conditions", "cmrclip.evaluate")
+    for path in Path(__file__).parent.glob("*.py"):
+        if path.name.endswith("_test.py") or path.name == "conftest.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            for name in names:
+                assert name.split(".")[0] not in ("torch", "transformers"), f"{path.name} imports {name}"
+                assert not name.startswith("cmrclip") or name.startswith(allowed), f"{path.name} imports {name}"
+
+
+@pytest.mark.slow
 def test_evaluate_does_not_import_torch():
     import subprocess
     import sys

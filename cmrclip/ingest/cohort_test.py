@@ -9,10 +9,11 @@ import h5py
 import pandas as pd
 import pydicom
 import pytest
+from typer.testing import CliRunner
 
+from cmrclip.cli import app
 from cmrclip.ingest.deid import hash_key
 from cmrclip.ingest.geometry import order_cine
-from cmrclip.ingest.pipeline import IngestConfig, ingest
 from cmrclip.ingest.scan import expand_sources, scan_headers
 from cmrclip.ingest.series import _group_series, cine_skip_reason, group_studies
 from cmrclip.ingest.store import StudyStore
@@ -68,22 +69,20 @@ def _phi_values(cohort: Path) -> set[str]:
 @pytest.mark.slow
 def test_cohort_ingest_phi_free_and_joined(tiny_cohort, tmp_path):
     store_dir = tmp_path / "store"
-    summary = ingest(
-        [tiny_cohort / "dicom"],
-        store_dir,
-        IngestConfig(salt=SALT, workers=2, crop_size=64),
-        reports=tiny_cohort / "reports.jsonl",
-        labels=tiny_cohort / "ground_truth.csv",
-    )
+    args = ["ingest", str(tiny_cohort / "dicom"), "--out", str(store_dir), "--salt", SALT, "--workers", "2"]
+    args += ["--reports", str(tiny_cohort / "reports.jsonl"), "--labels", str(tiny_cohort / "ground_truth.csv")]
+    result = CliRunner().invoke(app, [*args, "--set", "crop_size=64"])
+    assert result.exit_code == 0, result.output
+    summary = result.output.strip().splitlines()[-1]
     truth = pd.read_csv(tiny_cohort / "ground_truth.csv", dtype={"study_id": str, "patient_id": str})
-    assert summary.stored + summary.partial == len(truth) and summary.rejected == 0
+    assert f"{len(truth)} stored, 0 partially, 0 rejected" in summary
     df = StudyStore(store_dir).manifest().set_index("study_key")
     for row in truth.itertuples():
         key = hash_key(row.study_id, SALT)
         assert df.loc[key, "patient_key"] == hash_key(row.patient_id, SALT)
         assert df.loc[key, "lvef"] == pytest.approx(row.lvef) and df.loc[key, "site"] == row.site
         assert isinstance(df.loc[key, "report"], str) and len(df.loc[key, "report"]) > 50
-    assert summary.reports_joined == summary.labels_joined == len(truth)
+    assert f"{len(truth)} reports, {len(truth)} label rows joined" in summary
     phi = _phi_values(tiny_cohort)
     strings = [p.name for p in store_dir.rglob("*")] + [str(v) for v in df.reset_index().to_numpy().ravel()]
     strings += [p.read_text(encoding="utf-8") for p in store_dir.glob("*.jsonl")]

@@ -46,6 +46,11 @@ def merge_stores(parts: Sequence[Path], out: Path) -> int:
         StoreError: if a part is not a store, or two parts hold different files for one study key.
     """
     target = StudyStore.create(out)
+    options = [p / "ingest_options.json" for p in map(Path, parts) if (p / "ingest_options.json").is_file()]
+    if len({o.read_text(encoding="utf-8") for o in options}) > 1:
+        raise StoreError(f"the stores {list(parts)} were ingested with different options; merge like with like")
+    if options and not (target.root / "ingest_options.json").is_file():
+        shutil.copyfile(options[0], target.root / "ingest_options.json")
     faults: set[Fault] = set(read_faults(target.report_path))
     for part in map(StudyStore, parts):
         df = part.manifest()

@@ -10,6 +10,7 @@ clean run's, because every step is deterministic and HDF5 files carry no timesta
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing as mp
 import os
@@ -183,6 +184,32 @@ def _finish_report(store: StudyStore, new: Iterable[Fault]) -> int:
     return len(faults)
 
 
+_PIXEL_OPTIONS = (
+    "spacing_mm",
+    "crop_size",
+    "window_percentiles",
+    "min_phases",
+    "compression",
+    "views_file",
+    "fallback_view",
+    "nifti_keyframes",
+)
+
+
+def _check_options(store: StudyStore, cfg: IngestConfig) -> None:
+    """Record the options that shape stored pixels; refuse to resume a store built with other ones."""
+    path = store.root / "ingest_options.json"
+    mine = {k: v for k, v in cfg.model_dump(mode="json").items() if k in _PIXEL_OPTIONS}
+    if path.is_file():
+        theirs = json.loads(path.read_text(encoding="utf-8"))
+        diff = sorted(k for k in mine if theirs.get(k) != mine[k])
+        if diff:
+            got = ", ".join(f"{k}={theirs.get(k)!r} (now {mine[k]!r})" for k in diff)
+            raise ConfigError(f"store {store.root} was built with {got}; use the same options or a new --out")
+        return
+    path.write_text(json.dumps(mine, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def _check(cfg: IngestConfig) -> str:
     salt = cfg.salt.get_secret_value()
     if not salt:
@@ -236,6 +263,7 @@ def ingest(
     salt = _check(cfg)
     start = time.perf_counter()
     store = StudyStore.create(store_dir)
+    _check_options(store, cfg)
     workers = cfg.workers or os.cpu_count() or 1
     work = Path(tempfile.mkdtemp(prefix="cmrclip-ingest-", dir=cfg.work_dir))
     try:

@@ -184,6 +184,12 @@ def test_shards_partition_studies_and_merge(dicom_root, tmp_path):
     ).read_text()
 
 
+def test_resume_with_other_options_refused(dicom_root, tmp_path):
+    ingest([dicom_root / PATIENTS[0][0]], tmp_path / "s", config())
+    with pytest.raises(ConfigError, match="crop_size=32 \\(now 48\\)"):
+        ingest([dicom_root / PATIENTS[0][0]], tmp_path / "s", config().model_copy(update={"crop_size": 48}))
+
+
 def test_salt_required(tmp_path):
     with pytest.raises(ConfigError, match="salt"):
         ingest([tmp_path], tmp_path / "store", IngestConfig())

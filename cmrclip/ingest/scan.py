@@ -85,7 +85,6 @@ class Header:
     frame_time: float | None
     image_type: tuple[str, ...]
     modality: str
-    has_pixels: bool
 
 
 def _is_tar(path: Path) -> bool:
@@ -214,7 +213,6 @@ def _header(ref: FileRef, ds: pydicom.Dataset) -> Header:
         frame_time=_num(ds, "FrameTime"),
         image_type=tuple(str(v).upper() for v in (ds.get("ImageType") or ())),
         modality=str(ds.get("Modality", "") or ""),
-        has_pixels=True,
     )
 
 
@@ -232,11 +230,22 @@ def _lenient() -> Iterator[None]:
         settings.reading_validation_mode = saved
 
 
+_HEADER_TAGS = [
+    "StudyInstanceUID", "AccessionNumber", "PatientID", "PatientName", "PatientBirthDate", "InstitutionName",
+    "SeriesInstanceUID", "SeriesDescription", "SeriesNumber", "SOPInstanceUID", "SOPClassUID", "InstanceNumber",
+    "Rows", "Columns", "NumberOfFrames", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing",
+    "ImagerPixelSpacing", "ReconstructionDiameter", "FieldOfViewDimensions", "SliceThickness", "TriggerTime",
+    "FrameTime", "ImageType", "Modality",
+]  # fmt: skip
+"""The only tags parsed when scanning (parsing whole headers costs more than reading them)."""
+
+
 def _dcmread(data: bytes, stop_before_pixels: bool) -> pydicom.Dataset:
+    tags = _HEADER_TAGS if stop_before_pixels else None
     try:
-        return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=stop_before_pixels)
+        return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=stop_before_pixels, specific_tags=tags)
     except InvalidDicomError:
-        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=stop_before_pixels, force=True)
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=stop_before_pixels, force=True, specific_tags=tags)
         if "Rows" not in ds or "SOPClassUID" not in ds:
             raise
         return ds

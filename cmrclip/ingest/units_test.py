@@ -44,7 +44,6 @@ def header(name, pos, t, inst, orientation=(1, 0, 0, 0, 1, 0), sop=None, rows=8)
         frame_time=None,
         image_type=("ORIGINAL",),
         modality="MR",
-        has_pixels=True,
     )
 
 

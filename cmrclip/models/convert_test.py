@@ -303,3 +303,9 @@ def test_cli_weights_import(tmp_path):
     )
     assert result.exit_code == 2
     assert "missing (1): video_proj.bias" in result.output
+
+
+def test_top_level_api_exposes_the_loader():
+    import cmrclip
+
+    assert cmrclip.load_video_encoder is load_video_encoder

@@ -128,16 +128,29 @@ def attention_rollout(model: MViT, clip: torch.Tensor) -> torch.Tensor:
     return (heat - heat.min()) / (heat.max() - heat.min()).clamp_min(1e-12)
 
 
+def _target(out: Any, net: Any) -> torch.Tensor:
+    return out.regression[0, 0] if net.regression else out.logits[0].max()
+
+
 def gradient_maps(model: Model, study: Study) -> torch.Tensor:
-    """(N, T, H, W) |input x gradient| of the study's LVEF (or top condition logit), each clip scaled to [0, 1]."""
-    net = model.network
-    clips = study.clips.to(model.device).clone().requires_grad_(True)
-    mask = torch.ones(1, len(clips), dtype=torch.bool, device=model.device)
-    with torch.enable_grad():
-        out = net(clip_mask=mask, clips=clips[None])
-        target = out.regression[0, 0] if net.regression else out.logits[0].max()
-        (grad,) = torch.autograd.grad(target, clips)
-    sal = (grad * clips).abs().sum(dim=1).detach()
+    """(N, T, H, W) |input x gradient| of the study's LVEF (or top condition logit), each clip scaled to [0, 1].
+
+    The other clips enter through their cached features, so one clip at a time is differentiated (bounded memory).
+    """
+    net, device = model.network, model.device
+    clips = study.clips.to(device)
+    mask = torch.ones(1, len(clips), dtype=torch.bool, device=device)
+    with torch.no_grad():
+        features = net.encode_clips(clips[None], mask)
+    maps = []
+    for i in range(len(clips)):
+        x = clips[i : i + 1].clone().requires_grad_(True)
+        with torch.enable_grad():
+            own = net.encoder.features(x)
+            feats = torch.cat([features[:, :i], own[:, None], features[:, i + 1 :]], dim=1)
+            (grad,) = torch.autograd.grad(_target(net(clip_mask=mask, features=feats), net), x)
+        maps.append((grad * x).abs().sum(dim=1)[0].detach())
+    sal = torch.stack(maps)
     top = torch.quantile(sal.flatten(1), 0.99, dim=1).clamp_min(1e-12)
     return (sal / top[:, None, None, None]).clamp(0, 1).cpu()
 

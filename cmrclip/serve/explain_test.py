@@ -89,3 +89,17 @@ def test_explain_study_writes_gifs_and_weights(tiny_model, phantom_store, tmp_pa
         assert Image.open(tmp_path / entry["rollout"]).n_frames == 16
         assert (tmp_path / entry["gradient"]).is_file()
     assert clips[0].to_dict(with_gif=True)["rollout_gif"].startswith("data:image/gif;base64,")
+
+
+def test_gradient_maps_equal_whole_study_gradients(tiny_model, phantom_store):
+    """Clip-by-clip differentiation gives the gradient of the study output w.r.t. every clip."""
+    from cmrclip.serve.explain import gradient_maps
+
+    study = tiny_model.load_study(f"{phantom_store.root}#a1b2c3d4e5f60718")
+    net = tiny_model.network
+    clips = study.clips.clone().requires_grad_(True)
+    mask = torch.ones(1, len(clips), dtype=torch.bool)
+    (grad,) = torch.autograd.grad(net(clip_mask=mask, clips=clips[None]).regression[0, 0], clips)
+    sal = (grad * study.clips).abs().sum(dim=1)
+    expected = (sal / torch.quantile(sal.flatten(1), 0.99, dim=1)[:, None, None, None]).clamp(0, 1)
+    torch.testing.assert_close(gradient_maps(tiny_model, study), expected, atol=1e-4, rtol=1e-3)

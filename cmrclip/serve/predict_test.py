@@ -152,7 +152,8 @@ def test_predict_on_real_sunnybrook_dicom(model, shared_data):
         json.dumps(pred.to_dict())
 
 
-def test_zeroshot_with_clip_towers(tiny_bundle, phantom_store, tmp_path):
+@pytest.mark.slow
+def test_zeroshot_with_clip_towers(plain_bundle, phantom_store, tmp_path):
     import torch.nn.functional as F
 
     from cmrclip.models.bundle import encoder_payload
@@ -168,7 +169,7 @@ def test_zeroshot_with_clip_towers(tiny_bundle, phantom_store, tmp_path):
     body = {"format": CLIP_FORMAT, "video": encoder_payload(video), "text_config": tcfg.model_dump(mode="json"),
             "embed_dim": 32, "state_dict": clip.state_dict()}  # fmt: skip
     torch.save(body, tmp_path / "clip.pt")
-    model = load_model(tiny_bundle, clip_path=tmp_path / "clip.pt")
+    model = load_model(plain_bundle, clip_path=tmp_path / "clip.pt")
     prompts = ["The left ventricle is dilated.", "Normal left ventricular size and function."]
     got = model.zeroshot(_entry(phantom_store), prompts)
     assert list(got) == prompts and sum(got.values()) == pytest.approx(1.0)

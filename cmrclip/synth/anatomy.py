@@ -91,7 +91,7 @@ class HeartParams:
     apex_ratio: float = 0.75
     long_shortening: float = 0.12
     septal_extra: float = 0.0
-    rv_axes: tuple[float, float, float] = (48.0, 42.0, 82.0)
+    rv_axes: tuple[float, float, float] = (50.0, 44.0, 72.0)
     rv_shift: float = 20.0
     rv_ef: float = 0.55
     rv_wall: float = 3.5
@@ -116,6 +116,7 @@ class HeartParams:
     sternal_wires: int = 0
     sam: float = 0.0
     mvp: float = 0.0
+    papillary: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,26 @@ def _lv(p: HeartParams, st: HeartState, x: np.ndarray, y: np.ndarray, z: np.ndar
         depth = (1 - np.sqrt((rho / a_endo) ** 2 + (z / c_endo) ** 2)) * a_endo
         spongy = (np.sin(9 * theta + 0.15 * z) * np.sin(0.35 * z) > 0.15) & (zn > 0.45)
         _paint(lab, endo & (depth < p.noncompaction) & spongy & (_sector(theta, 180, 220) > 0), Tissue.TRABECULAE)
+    if p.papillary:
+        _papillary(p, a, c, x, y, z, endo, lab)
+
+
+def _papillary(
+    p: HeartParams,
+    a: np.ndarray,
+    c: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    z: np.ndarray,
+    endo: np.ndarray,
+    lab: np.ndarray,
+) -> None:
+    """Two papillary muscles (anterolateral, posteromedial) attached to the free wall, moving with it."""
+    for angle in (135.0, -125.0):
+        cx = (a - p.papillary) * np.cos(np.deg2rad(angle))
+        cy = (a - p.papillary) * np.sin(np.deg2rad(angle))
+        body = ((x - cx) ** 2 + (y - cy) ** 2) / p.papillary**2 + ((z + 0.45 * c) / (0.2 * c)) ** 2 <= 1
+        _paint(lab, endo & body, Tissue.TRABECULAE)
 
 
 def _rv(p: HeartParams, st: HeartState, x: np.ndarray, y: np.ndarray, z: np.ndarray, lab: np.ndarray) -> None:
@@ -265,6 +286,7 @@ def _tube(
 
 
 AO_DIR_DEG = 75.0
+ATRIAL_ELONGATION = 1.3
 LA_CENTER = (-8 * np.cos(np.deg2rad(AO_DIR_DEG)), -8 * np.sin(np.deg2rad(AO_DIR_DEG)), 22.0)
 RA_CENTER = (38.0, -6.0, 21.0)
 AO_START = (18 * np.cos(np.deg2rad(AO_DIR_DEG)), 18 * np.sin(np.deg2rad(AO_DIR_DEG)), -1.0)
@@ -277,8 +299,9 @@ def _atria(p: HeartParams, st: HeartState, x: np.ndarray, y: np.ndarray, z: np.n
     """Paint both atria with walls and the interatrial septum (with an ASD or lipomatous thickening)."""
     scale = _b(st.atrial_scale) ** (1 / 3)
     la_r, ra_r = p.la_radius * scale, p.ra_radius * scale
-    la_c = (LA_CENTER[0] - (p.la_radius - 22) * 0.5, LA_CENTER[1], LA_CENTER[2] + (p.la_radius - 22) * 0.6)
-    ra_c = (RA_CENTER[0] + (p.ra_radius - 21) * 0.5, RA_CENTER[1], RA_CENTER[2] + (p.ra_radius - 21) * 0.6)
+    z = z / ATRIAL_ELONGATION  # spheres in this squashed space are ellipsoids elongated along the long axis
+    la_c = (LA_CENTER[0] - (p.la_radius - 22) * 0.5, LA_CENTER[1], p.la_radius - 2 / ATRIAL_ELONGATION)
+    ra_c = (RA_CENTER[0] + (p.ra_radius - 21) * 0.5, RA_CENTER[1], p.ra_radius - 2 / ATRIAL_ELONGATION)
     _paint(lab, _sphere(x, y, z, la_c, la_r + 2) | _sphere(x, y, z, ra_c, ra_r + 2), Tissue.ATRIAL_WALL)
     la = _sphere(x, y, z, la_c, la_r)
     ra = _sphere(x, y, z, ra_c, ra_r)

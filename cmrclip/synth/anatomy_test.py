@@ -31,7 +31,7 @@ def test_lv_volume_exact_and_myocardium_conserved():
 
 
 def test_measure_heart_matches_analytic_volumes():
-    p = HeartParams(edv=150.0, esv=60.0, wall=8.0)
+    p = HeartParams(edv=150.0, esv=60.0, wall=8.0, papillary=0.0)
     m = measure_heart(p, 20)
     assert m["lvedv_ml"] == pytest.approx(150.0, rel=0.01)
     assert m["lvesv_ml"] == pytest.approx(60.0, rel=0.01)
@@ -39,6 +39,9 @@ def test_measure_heart_matches_analytic_volumes():
     myo_ml = 2 * np.pi / 3 * (st.outer_a[0] ** 2 * st.outer_c[0] - st.a[0] ** 2 * st.c[0]) / 1000
     assert m["lv_mass_g"] == pytest.approx(1.05 * myo_ml, rel=0.02)
     assert 40 < m["rvef"] < 70 and 100 < m["rvedv_ml"] < 220
+    with_papillary = measure_heart(HeartParams(edv=150.0, esv=60.0, wall=8.0), 20)
+    assert 0.96 * m["lvedv_ml"] < with_papillary["lvedv_ml"] < 0.995 * m["lvedv_ml"]
+    assert with_papillary["lv_mass_g"] > m["lv_mass_g"]
 
 
 def test_septal_hypertrophy_thickens_septum_not_lateral_wall():

@@ -69,6 +69,29 @@ def _leaflets(q: np.ndarray, p: HeartParams, st: HeartState) -> np.ndarray:
     return out
 
 
+def _valves(q: np.ndarray, p: HeartParams, st: HeartState) -> np.ndarray:
+    """Normal leaflet motion as thin dark lines.
+
+    The AV valves are closed in systole and open (a funnel) in diastole; the semilunar valves close in diastole.
+    """
+    out = np.ones((len(st.phase), len(q)), dtype=np.float32)
+    systole = _active(st, p, "systole").astype(bool)
+    for valve, radius in (("mitral", 13.0), ("tricuspid", 14.0)):
+        c = np.asarray(valve_center(valve), dtype=np.float32)
+        r = np.sqrt((q[:, 0] - c[0]) ** 2 + (q[:, 1] - c[1]) ** 2)
+        dz = q[:, 2] - c[2]
+        closed = (np.abs(dz) < 1.0) & (r < radius)
+        funnel = (np.abs(r - (radius - 1.5 + 0.15 * dz)) < 0.9) & (dz < 0) & (dz > -0.9 * radius)
+        out[systole] *= np.where(closed, 0.3, 1.0).astype(np.float32)
+        out[~systole] *= np.where(funnel, 0.35, 1.0).astype(np.float32)
+    for valve, radius in (("aortic", p.ao_radius), ("pulmonary", p.pa_radius)):
+        c = np.asarray(valve_center(valve), dtype=np.float32)
+        r = np.sqrt((q[:, 0] - c[0]) ** 2 + (q[:, 1] - c[1]) ** 2)
+        cusps = (np.abs(q[:, 2] - c[2] + 0.08 * r) < 0.9) & (r < radius)
+        out[~systole] *= np.where(cusps, 0.35, 1.0).astype(np.float32)
+    return out
+
+
 def overlay(points: np.ndarray, labels: np.ndarray, p: HeartParams, st: HeartState, geo: Any) -> np.ndarray:
     """Multiplier [F, rows, cols] for the label image of one plane (``geo``: :class:`render.Geometry`)."""
     n_phases = labels.shape[0]
@@ -76,6 +99,7 @@ def overlay(points: np.ndarray, labels: np.ndarray, p: HeartParams, st: HeartSta
     flat = points.reshape(-1, 3)
     q = geo.to_heart(flat).astype(np.float32)
     blood = np.isin(labels.reshape(n_phases, -1), [int(t) for t in _BLOOD])
+    mult *= np.where(blood, _valves(q, p, st), 1.0)
     for jet in p.jets:
         loss = _jet(q, jet)
         if loss.any():

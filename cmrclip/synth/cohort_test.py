@@ -17,8 +17,7 @@ from cmrclip.synth import GT_COLUMNS, generate_cohort
 from cmrclip.synth.lexicon import POSITIVE
 from cmrclip.synth.preview import _view_of
 
-
-NEGATED = re.compile(r"^(no |there is no |.* is not seen)")
+NEGATED = re.compile(r"^(?:[a-z ]+: )?(no |there is no |.* is not seen)")
 
 
 def _files(root: Path) -> list[Path]:
@@ -118,12 +117,12 @@ def _digest(root: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_same_seed_same_bytes_any_worker_count(tmp_path):
-    kwargs = {"sites": ["riverside", "valleyview"], "masks": True, "matrix": 40, "phases": 4}
-    generate_cohort(tmp_path / "a", 3, 7, **kwargs)
-    generate_cohort(tmp_path / "b", 3, 7, workers=2, **kwargs)
-    generate_cohort(tmp_path / "c", 3, 8, **kwargs)
+    kwargs = {"sites": ["riverside", "valleyview"], "masks": True, "matrix": 32, "phases": 3}
+    generate_cohort(tmp_path / "a", 2, 7, **kwargs)
+    generate_cohort(tmp_path / "b", 2, 7, workers=2, **kwargs)
+    generate_cohort(tmp_path / "c", 2, 8, **kwargs)
     a, b, c = _digest(tmp_path / "a"), _digest(tmp_path / "b"), _digest(tmp_path / "c")
-    assert a == b and len(a) > 100
+    assert a == b and len(a) > 50
     assert set(a) != set(c)
 
 

@@ -96,3 +96,24 @@ RELATED: dict[str, tuple[str, ...]] = {
     "Bicuspid.Valve": ("Prosthetic.Valve",),
 }
 """A negation is skipped when a related condition is positive (it would read as a contradiction)."""
+
+GROUPS = ("Left ventricle", "Right ventricle", "Atria and septa", "Valves", "Pericardium", "Great vessels", "Other")
+"""The structures a report's findings are ordered by."""
+
+_GROUP_KEYS = (
+    ("Amyloid", "Cardiac.Thrombus", "Cardiac.Tumor", "Hypertrophic.Cardiomyopathy", "Ischemic.Cardiomyopathy",
+     "LV.Non.Compaction", "Left.Ventricular.Dilation", "Left.Ventricular.Hypertrophy", "Myocarditis",
+     "Non.Ischemic.cardiomyopathy", "Sarcoidosis", "LV.Aneurysm"),
+    ("Arrhythmogenic.right.ventricular.cardiomyopathy", "Pulmonary.Hypertension", "Right.Ventricular.Dilation",
+     "Right.Ventricular.Hypertrophy", "Tetralogy"),
+    ("Atrial.Myxoma", "Atrial.Septal.Defect", "Left.Atrial.Dilation", "Lipomatous.Atrial.Wall", "Other.Cardiac.Mass",
+     "Right.Atrial.Dilation", "Ventricular.Septal.Defect"),
+    ("Bicuspid.Valve", "Prosthetic.Valve", "Pulmonary.Stenosis", "Severe.Aortic.Stenosis",
+     "Severe.Mitral.Regurgitation", "Systolic.Anterior.Motion.of.Mitral", "Severe.Aortic.Regurgitation",
+     "Severe.Tricuspid.Regurgitation", "Mitral.Valve.Prolapse"),
+    ("Large.Pericardial.Effusion", "Pericarditis"),
+    ("Aortic.dilation", "Pulmonary.Dilation", "Coarctation"),
+    ("Previous.Surgery",),
+)  # fmt: skip
+STRUCTURE: dict[str, str] = {key: GROUPS[i] for i, keys in enumerate(_GROUP_KEYS) for key in keys}
+"""Which structure's paragraph mentions each condition (unknown keys go to ``Other``)."""

@@ -111,8 +111,8 @@ _EFFECTS: dict[str, Effect] = {
         (Tissue.LA_BLOOD, Tissue.ATRIAL_WALL, Tissue.LV_BLOOD), -6 - 4 * s)),
     "Atrial.Septal.Defect": lambda d, s, r: (d.update(asd=8 + 12 * s), _add(d, "jets", Jet(
         (14.0, 0.0, 17.0), (1.0, 0.0, -0.1), 30, 14, "diastole", 0.7))),
-    "Bicuspid.Valve": lambda d, s, r: _add(d, "jets", _jet("aortic", np.multiply(AO_DIR, (2.2, 2.2, 1)), 35, 12, "systole",
-                                                             0.5 + 0.2 * s)),
+    "Bicuspid.Valve": lambda d, s, r: _add(
+        d, "jets", _jet("aortic", np.multiply(AO_DIR, (2.2, 2.2, 1)), 35, 12, "systole", 0.5 + 0.2 * s)),
     "Cardiac.Thrombus": lambda d, s, r: _add(d, "masses", Mass((0.0, 0.0, 0.0), 6 + 5 * s, Tissue.THROMBUS,
                                                               (Tissue.LV_BLOOD, Tissue.TRABECULAE))),
     "Cardiac.Tumor": lambda d, s, r: _add(d, "masses", Mass((-38.0, 6.0, -45.0), 11 + 8 * s, Tissue.MASS)),
@@ -165,7 +165,7 @@ def _normal(rng: np.random.Generator, sex: str) -> dict[str, Any]:
         "ef": float(np.clip(rng.normal(62, 4), 55, 72)),
         "c_ratio": float(rng.uniform(2.9, 3.4)),
         "wall": float(rng.uniform(7.0, 9.5)),
-        "rv_axes": tuple(float(v) for v in np.array([48.0, 42.0, 82.0]) * rng.uniform(0.93, 1.05) * size**0.33),
+        "rv_axes": tuple(float(v) for v in np.array([50.0, 44.0, 72.0]) * rng.uniform(0.93, 1.05) * size**0.33),
         "rv_ef": float(rng.uniform(0.52, 0.63)),
         "rv_wall": float(rng.uniform(3.0, 4.0)),
         "la_radius": float(rng.uniform(20, 24)),
@@ -197,7 +197,7 @@ def _consistent(d: dict[str, Any], conditions: list[str]) -> None:
         if key not in conditions:
             d[name] = min(d[name], cap)
     if "Right.Ventricular.Dilation" not in conditions:
-        d["rv_axes"] = tuple(min(v, m) for v, m in zip(d["rv_axes"], (50.5, 44.0, 86.0), strict=True))
+        d["rv_axes"] = tuple(min(v, m) for v, m in zip(d["rv_axes"], (52.5, 46.0, 76.0), strict=True))
     if "Left.Ventricular.Hypertrophy" not in conditions and "Amyloid" not in conditions:
         d["wall"] = min(d["wall"], 12.0)
 

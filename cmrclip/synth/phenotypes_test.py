@@ -12,7 +12,7 @@ from cmrclip.synth.phenotypes import PREVALENCE, heart_params, sample_conditions
 from cmrclip.synth.render import CONTRAST, make_geometry, plan_views, render_labels
 from cmrclip.synth.sites import get_sites
 
-SITE = get_sites(["northfield"], matrix=96, phases=6)[0]
+SITE = get_sites(["northfield"], matrix=80, phases=5)[0]
 LUT = np.zeros(256, dtype=np.float32)
 for _tissue, _value in CONTRAST.items():
     LUT[int(_tissue)] = _value
@@ -20,7 +20,7 @@ for _tissue, _value in CONTRAST.items():
 
 def _noise_free(params: HeartParams) -> dict[str, list[np.ndarray]]:
     """Noise-free images (contrast x flow/metal overlay) of every plane, at a fixed geometry."""
-    st = heart_state(params, 6)
+    st = heart_state(params, 5)
     geo = make_geometry(np.random.default_rng(0))
     out = {}
     for view, planes in plan_views(params, st, geo, SITE).items():

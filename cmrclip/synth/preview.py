@@ -51,9 +51,14 @@ def load_study_views(study_dir: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def _tile(img: np.ndarray, size: int) -> Image.Image:
+def _tile(img: np.ndarray, size: int, keep: float = 0.7) -> Image.Image:
+    """The central ``keep`` fraction of the image, fitted into a ``size`` square."""
+    h, w = img.shape
+    dh, dw = int(h * (1 - keep) / 2), int(w * (1 - keep) / 2)
+    img = img[dh : h - dh, dw : w - dw]
     pil = Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8))
-    pil.thumbnail((size, size))
+    scale = size / max(pil.width, pil.height)
+    pil = pil.resize((max(1, round(pil.width * scale)), max(1, round(pil.height * scale))), Image.Resampling.BILINEAR)
     canvas = Image.new("L", (size, size))
     canvas.paste(pil, ((size - pil.width) // 2, (size - pil.height) // 2))
     return canvas

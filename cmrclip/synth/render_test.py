@@ -20,9 +20,9 @@ CASES = [
 
 
 def _sax_volumes(conditions: list[str], site_key: str, seed: int) -> tuple[np.ndarray, dict[str, float]]:
-    site = get_sites([site_key], phases=10)[0]
+    site = get_sites([site_key], phases=6)[0]
     params, _ = heart_params(conditions, np.random.default_rng(seed))
-    st = heart_state(params, 10)
+    st = heart_state(params, 6)
     geo = make_geometry(np.random.default_rng(seed + 1))
     sax = plan_views(params, st, geo, site)["SAX"]
     spacing = float(np.linalg.norm(sax[1].position - sax[0].position))

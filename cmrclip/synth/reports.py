@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cmrclip.synth.lexicon import NEGATABLE, POSITIVE, RELATED
+from cmrclip.synth.lexicon import GROUPS, NEGATABLE, POSITIVE, RELATED, STRUCTURE
 
 __all__ = ["ReportFacts", "write_report"]
 
@@ -74,12 +74,13 @@ def _num(value: float, rng: np.random.Generator, unit: str, step: float = 1.0) -
     return f"{round(value / step) * step:.0f} {unit}".rstrip()
 
 
-def _reported_ef(ef: float, rng: np.random.Generator) -> str:
+def _reported_ef(ef: float, rng: np.random.Generator) -> tuple[str, float]:
+    """The LVEF as written (truth + reporting noise; sometimes a 5-point range) and the value it says."""
     noisy = float(np.clip(ef + rng.normal(0, 2.5), 5, 85))
     if rng.random() < 0.15:
         low = int(noisy // 5 * 5)
-        return f"{low}-{low + 5}%"
-    return f"{noisy:.0f}%"
+        return f"{low}-{low + 5}%", low + 2.5
+    return f"{noisy:.0f}%", round(noisy)
 
 
 def _function_word(ef: float) -> str:
@@ -92,7 +93,8 @@ def _function_word(ef: float) -> str:
 
 def _lv_sentences(f: ReportFacts, rng: np.random.Generator) -> list[str]:
     m = f.measures
-    parts = [f"LVEF {_reported_ef(m['lvef'], rng)} with {_function_word(m['lvef'])} systolic function."]
+    ef_text, ef = _reported_ef(m["lvef"], rng)
+    parts = [f"LVEF {ef_text} with {_function_word(ef)} systolic function."]
     if rng.random() < 0.8:
         parts.append(f"LVEDV {_num(m['lvedv_ml'], rng, 'ml')}, LVESV {_num(m['lvesv_ml'], rng, 'ml')}.")
     if rng.random() < 0.6:
@@ -133,6 +135,31 @@ def _negations(f: ReportFacts, rng: np.random.Generator) -> list[tuple[str, str]
     return out
 
 
+_LABELLED = {"northfield", "valleyview"}
+"""Sites whose findings carry a heading per structure; the others write prose paragraphs."""
+
+
+def _findings(f: ReportFacts, rng: np.random.Generator) -> tuple[str, list[str], list[str]]:
+    """Findings grouped by structure; returns (text, positive mentions, negated keys)."""
+    groups: dict[str, list[str]] = {g: [] for g in GROUPS}
+    groups["Left ventricle"] += _lv_sentences(f, rng)
+    groups["Right ventricle"] += _rv_sentences(f, rng)
+    mentions = []
+    for key in f.positives:
+        mention = _mention(key, rng)
+        mentions.append(mention)
+        groups[STRUCTURE.get(key, "Other")].append(mention[0].upper() + mention[1:] + ".")
+    negs = _negations(f, rng)
+    for key, text in negs:
+        groups[STRUCTURE.get(key, "Other")].append(text)
+    if not {"Left.Atrial.Dilation", "Right.Atrial.Dilation"} & set(f.positives) and rng.random() < 0.5:
+        groups["Atria and septa"].insert(0, "Both atria are normal in size.")
+    groups["Other"] += [str(x) for x in rng.choice(_FILLER, size=int(rng.integers(0, 3)), replace=False)]
+    labelled = f.site in _LABELLED
+    paragraphs = [(f"{name}: " if labelled else "") + " ".join(lines) for name, lines in groups.items() if lines]
+    return "\n".join(paragraphs), mentions, [k for k, _ in negs]
+
+
 def write_report(f: ReportFacts, rng: np.random.Generator) -> tuple[str, list[str]]:
     """Write the report text.
 
@@ -152,19 +179,12 @@ def write_report(f: ReportFacts, rng: np.random.Generator) -> tuple[str, list[st
         f"Cardiac MRI on a {f.field_strength:.1f}T {f.manufacturer.split()[0].title()} scanner. Balanced SSFP cine "
         "imaging in short-axis, 2-chamber, 3-chamber and 4-chamber planes."
     )
-    mentions = [(k, _mention(k, rng)) for k in f.positives]
-    negs = _negations(f, rng)
-    findings = _lv_sentences(f, rng) + _rv_sentences(f, rng)
-    findings += [m[0].upper() + m[1:] + "." for _, m in mentions]
-    findings += [text for _, text in negs]
-    findings += list(rng.choice(_FILLER, size=int(rng.integers(0, 3)), replace=False))
-    order = rng.permutation(len(findings) - 2) + 2 if len(findings) > 2 else []
-    findings = findings[:2] + [findings[i] for i in order]
+    findings, mentions, negated = _findings(f, rng)
     if mentions:
-        impression = "\n".join(f"{i}. {m[0].upper() + m[1:]}." for i, (_, m) in enumerate(mentions, 1))
+        impression = "\n".join(f"{i}. {m[0].upper() + m[1:]}." for i, m in enumerate(mentions, 1))
     else:
         impression = str(rng.choice(["Normal cardiac MRI.", "No significant abnormality.", "Normal study."]))
     who = f"{f.age}-year-old {'man' if f.sex == 'M' else 'woman'}"
     sections = [header, f"{heads[0]} {who}, {history}.", f"{heads[1]} {technique}",
-                f"{heads[2]}\n" + " ".join(findings), f"{heads[3]}\n{impression}"]  # fmt: skip
-    return "\n\n".join(sections) + "\n", [k for k, _ in negs]
+                f"{heads[2]}\n{findings}", f"{heads[3]}\n{impression}"]  # fmt: skip
+    return "\n\n".join(sections) + "\n", negated

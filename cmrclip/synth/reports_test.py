@@ -11,7 +11,7 @@ from cmrclip.synth.phenotypes import sample_conditions
 from cmrclip.synth.reports import ReportFacts, write_report
 from cmrclip.synth.sites import SITES
 
-NEGATED = re.compile(r"^(no |there is no |.* is not seen)")
+NEGATED = re.compile(r"^(?:[a-z ]+: )?(no |there is no |.* is not seen)")
 
 
 def _facts(positives: list[str], site: str = "riverside", ef: float = 57.0) -> ReportFacts:

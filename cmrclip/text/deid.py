@@ -31,7 +31,7 @@ IDENTIFIER_KINDS = (
 )
 
 _NAME = r"[A-Z][a-zA-Z'\-]+"
-_FULL_NAME = rf"{_NAME}(?:,? (?:[A-Z]\.? )?{_NAME}){{0,2}}(?: [A-Z]\.(?!\w))?"
+_FULL_NAME = rf"{_NAME}(?:,? (?:[A-Z]\.? )?{_NAME}){{0,2}}(?:,? [A-Z]\.?(?!\w))?"
 _MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|jun(?:e)?|jul(?:y)?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
     r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
@@ -73,6 +73,7 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("phone", r"(?P<label>(?i:\b(?:tel|phone|fax|pager|bleep|ext)\.?\s*[:#]?\s*))\+?\d[\d \-]{2,15}\d"),
         ("date", r"\b\d{1,2}(?P<sep>[/.-])\d{1,2}(?P=sep)(?:\d{4}|\d{2})\b"),
         ("date", r"\b\d{4}-\d{2}-\d{2}\b"),
+        ("date", r"\b(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\b"),
         ("date", rf"(?i:\b\d{{1,2}}(?:st|nd|rd|th)? {_MONTH}\.?,? \d{{4}}\b)"),
         ("date", rf"(?i:\b{_MONTH}\.? \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}}\b)"),
         ("date", rf"(?i:\b{_MONTH}\.? \d{{4}}\b)"),

@@ -94,7 +94,12 @@ class ReportLabels:
         }
 
 
+_CLAUSE_HINTS = ("but", "howev", "though", "wherea", "while", "except", "aside", "apart", "other than", "which")
+
+
 def _clauses(sentence: str) -> list[str]:
+    if not any(hint in sentence for hint in _CLAUSE_HINTS):
+        return [sentence] if sentence.strip() else []
     out, start = [], 0
     for match in _CLAUSE_BREAK.finditer(sentence):
         out.append(sentence[start : match.start()])

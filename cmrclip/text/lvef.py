@@ -19,38 +19,37 @@ _NUM = r"(\d{1,3}(?:\.\d+)?)"
 _LVEF_KEY = re.compile(
     r"(?<![a-z])(?<!rv )(?<!right ventricular )(?:lvef|lv ef|lv ejection fraction|left ventricular ejection fraction|"
     r"ejection fraction|ef)(?![a-z])",
-    re.IGNORECASE,
-)
-_RV_KEY = re.compile(
-    r"(?<![a-z])(?:rvef|rv ef|rv ejection fraction|right ventricular ejection fraction)(?![a-z])", re.I
 )
 _PERCENT = re.compile(
     rf"(?P<approx>(?:approximately|approx\.?|about|around|estimated at|~|roughly|visually estimated at)\s*)?"
     rf"{_NUM}\s*(?:(?:-|–|to)\s*{_NUM})?\s*(?:%|per ?cent)",
-    re.IGNORECASE,
 )
 _FRACTION = re.compile(r"(?<![\d.])(0\.\d{2})(?![\d%])")
-_METHOD_3D = re.compile(r"3d|three[- ]dimensional|volumetr\w*|short[- ]axis|sax|stack|simpson|disc summation", re.I)
-_METHOD_BIPLANE = re.compile(r"bi-?plane|area[- ]length|single[- ]plane|long[- ]axis", re.I)
-_METHOD_VISUAL = re.compile(r"visual(?:ly)?|eyeball", re.I)
-_STOP = re.compile(r"[;\n]|\.(?:\s|$)|\b(?:rvef|rv ef|rv ejection|right ventricular)\b", re.I)
+_METHOD_3D = re.compile(r"3d|three[- ]dimensional|volumetr\w*|short[- ]axis|sax|stack|simpson|disc summation")
+_METHOD_BIPLANE = re.compile(r"bi-?plane|area[- ]length|single[- ]plane|long[- ]axis")
+_METHOD_VISUAL = re.compile(r"visual(?:ly)?|eyeball")
+_STOP = re.compile(r"[;\n]|\.(?:\s|$)|\b(?:rvef|rv ef|rv ejection|right ventricular)\b")
 _VOLUMES = {
     "lvedv_ml": re.compile(
         r"(?:lvedv|lv edv|lv end[- ]diastolic volume|left ventricular end[- ]diastolic volume)(?!i)\b[^0-9;\n]{0,15}"
         rf"{_NUM}\s*ml(?!/)",
-        re.I,
     ),
     "lvesv_ml": re.compile(
         r"(?:lvesv|lv esv|lv end[- ]systolic volume|left ventricular end[- ]systolic volume)(?!i)\b[^0-9;\n]{0,15}"
         rf"{_NUM}\s*ml(?!/)",
-        re.I,
     ),
     "lv_mass_g": re.compile(
-        rf"(?:lv|left ventricular) (?:myocardial )?mass(?! index)\b[^0-9;\n]{{0,15}}{_NUM}\s*g(?!/)", re.I
+        rf"(?:lv|left ventricular) (?:myocardial )?mass(?! index)\b[^0-9;\n]{{0,15}}{_NUM}\s*g(?!/)"
     ),
     "rvef": re.compile(
-        rf"(?:rvef|rv ef|rv ejection fraction|right ventricular ejection fraction)[^0-9;\n]{{0,15}}{_NUM}\s*%", re.I
+        rf"(?:rvef|rv ef|rv ejection fraction|right ventricular ejection fraction)[^0-9;\n]{{0,15}}{_NUM}\s*%"
     ),
+}
+_VOLUME_HINTS = {
+    "lvedv_ml": ("edv", "end-diastolic", "end diastolic"),
+    "lvesv_ml": ("esv", "end-systolic", "end systolic"),
+    "lv_mass_g": ("mass",),
+    "rvef": ("rvef", "rv ef", "rv ejection", "right ventricular ejection"),
 }
 _RANK = {"3d": 0, "unspecified": 1, "biplane": 2, "visual": 3}
 
@@ -78,9 +77,9 @@ class Measurements:
 
 
 _METHOD_WORD = re.compile(
-    rf"(?P<m3d>{_METHOD_3D.pattern})|(?P<biplane>{_METHOD_BIPLANE.pattern})|(?P<visual>{_METHOD_VISUAL.pattern})", re.I
+    rf"(?P<m3d>{_METHOD_3D.pattern})|(?P<biplane>{_METHOD_BIPLANE.pattern})|(?P<visual>{_METHOD_VISUAL.pattern})"
 )
-_LEADS_NUMBER = re.compile(r"[\s():=,]*(?:lvef|ef|of|at|is)?[\s():=,]*$", re.I)
+_LEADS_NUMBER = re.compile(r"[\s():=,]*(?:lvef|ef|of|at|is)?[\s():=,]*$")
 
 
 def _method(context: str) -> EFMethod:
@@ -137,11 +136,13 @@ def extract_measurements(text: str) -> Measurements:
     ``"LVEF 40% by biplane and 37% by short axis volumetry"`` gives 37 (method ``3d``).
     """
     candidates: list[tuple[float, float, float, EFMethod, bool]] = []
-    for key in _LVEF_KEY.finditer(text):
-        candidates += _values_after_key(text, key.end(), key.start())
+    text = low = text.lower()  # every pattern is lower-case
+    if "ef" in low or "ejection" in low:
+        for key in _LVEF_KEY.finditer(text):
+            candidates += _values_after_key(text, key.end(), key.start())
     numbers: dict[str, float | None] = {}
     for name, pattern in _VOLUMES.items():
-        match = pattern.search(text)
+        match = pattern.search(text) if any(h in low for h in _VOLUME_HINTS[name]) else None
         numbers[name] = float(match.group(1)) if match else None
     if not candidates:
         return Measurements(**numbers)

@@ -50,6 +50,8 @@ _UNIT_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"~\s*(?=\d)"), "approximately "),
 )
 
+# Substrings (of the lower-cased text) without which a unit rule cannot match: the rule is skipped.
+_UNIT_HINTS = (("ml", "cc"), ("/",), ("/",), ("%",), ("mm",), ("cm",), ("~",))
 _ABBREVIATIONS = {
     "w/o": "without",
     "s/p": "status post",
@@ -68,8 +70,9 @@ _ABBREVIATION = re.compile(
     r"(?<!\w)(?:(?:w/o|s/p|h/o|r/o|c/w|c/f|b/l|hx)(?!\w)|w/(?=\s)|(?:mod|sev|approx)\.?(?=\s))", re.IGNORECASE
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_UPPER = re.compile(r"[A-Z]")
-_LOWER = re.compile(r"[a-z]")
+_DROP_UPPER = str.maketrans("", "", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_DROP_LOWER = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyz")
+_ABBREVIATION_HINTS = ("/", "hx", "mod.", "mod ", "sev.", "sev ", "approx")
 _SPACES = re.compile(r"[ \f\v]+")
 _LINE_EDGES = re.compile(r" *\n *")
 _BLANK_LINES = re.compile(r"\n\s*\n\s*\n+")
@@ -122,20 +125,27 @@ def normalize_text(text: str) -> str:
 
     ``"LVEF 55 %"`` becomes ``"LVEF 55%"``, ``"120ml"`` becomes ``"120 mL"``, ``"g/m²"`` becomes ``"g/m2"``.
     """
-    text = unicodedata.normalize("NFKC", text.translate(_CHAR_MAP)).translate(_CHAR_MAP)
-    for pattern, repl in _UNIT_RULES:
-        text = pattern.sub(repl, text)
+    text = text.translate(_CHAR_MAP)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text).translate(_CHAR_MAP)
+    low = text.lower()
+    for hint, (pattern, repl) in zip(_UNIT_HINTS, _UNIT_RULES, strict=True):
+        if any(h in low for h in hint):
+            text = pattern.sub(repl, text)
     text = _LINE_EDGES.sub("\n", _SPACES.sub(" ", text))
     return _BLANK_LINES.sub("\n\n", text).strip()
 
 
 def expand_abbreviations(text: str) -> str:
     """Expand shorthand that changes meaning for the labeler (``s/p``, ``w/o``, ``h/o``, ``r/o``, ``c/w``, ...)."""
+    low = text.lower()
+    if not any(hint in low for hint in _ABBREVIATION_HINTS):
+        return text
     return _ABBREVIATION.sub(lambda m: _ABBREVIATIONS[m.group(0).lower().rstrip(".")], text)
 
 
 def is_all_caps(text: str, threshold: float = 0.9) -> bool:
     """True when at least ``threshold`` of the ASCII letters (and at least 20 of them) are upper case."""
-    upper = len(_UPPER.findall(text))
-    letters = upper + len(_LOWER.findall(text))
+    upper = len(text) - len(text.translate(_DROP_UPPER))
+    letters = upper + len(text) - len(text.translate(_DROP_LOWER))
     return letters >= 20 and upper / letters >= threshold

@@ -12,15 +12,18 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import pandas as pd
+
+from cmrclip.conditions import condition_keys
 from cmrclip.errors import ReportError
 from cmrclip.progress import ProgressFn, null_progress
 from cmrclip.text.deid import deidentify
 from cmrclip.text.labeler import label_report
 from cmrclip.text.normalize import decode_report
 
-__all__ = ["BatchSummary", "ReportRecord", "deid_file", "label_file", "read_reports"]
+__all__ = ["BatchSummary", "ReportRecord", "deid_file", "label_file", "labels_table", "read_reports"]
 
 logger = logging.getLogger(__name__)
 
@@ -139,3 +142,39 @@ def deid_file(in_path: Path, out_path: Path, progress: ProgressFn = null_progres
                 "flags": list(record.flags)}  # fmt: skip
 
     return _run(in_path, out_path, "deid", one, progress)
+
+
+def labels_table(
+    label_jsonl: Path,
+    uncertain: Literal["unknown", "positive", "negative"] = "unknown",
+    unmentioned: Literal["negative", "unknown"] = "negative",
+) -> pd.DataFrame:
+    """Turn ``reports label`` output into the table ``cmrclip ingest --labels`` joins into the manifest.
+
+    Args:
+        label_jsonl: output of :func:`label_file` (``id`` must be the study identifier, e.g. accession number).
+        uncertain: how an ``uncertain`` label is coded: unknown (NaN), positive (1) or negative (0).
+        unmentioned: how a condition the report does not mention is coded (reports rarely list every absent
+            condition, so "negative" is the usual choice for training).
+
+    Returns:
+        Columns ``study_id``, ``lvef`` and one per condition key: 1.0, 0.0 or NaN (unknown). Reports whose status
+        is not ``ok`` are all unknown.
+    """
+    code = {"positive": 1.0, "negative": 0.0, "unknown": float("nan")}
+    rows = []
+    for line in Path(label_jsonl).read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        ok = record.get("status") == "ok"
+        labels = record.get("labels") or {}
+        row: dict[str, Any] = {"study_id": str(record["id"]), "lvef": record.get("lvef") if ok else None}
+        for key in condition_keys():
+            value = labels.get(key)
+            if not ok:
+                row[key] = float("nan")
+            elif value is None:
+                row[key] = code[unmentioned]
+            else:
+                row[key] = code[uncertain] if value == "uncertain" else code[value]
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["study_id", "lvef", *condition_keys()])

@@ -3,13 +3,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from cmrclip.cli import app
 from cmrclip.conditions import condition_keys
 from cmrclip.errors import ReportError
-from cmrclip.text.reports import deid_file, label_file
+from cmrclip.text.reports import deid_file, label_file, labels_table
 
 GOLD = Path(__file__).parent / "testdata" / "reports_gold.jsonl"
 runner = CliRunner()
@@ -97,3 +99,31 @@ def test_cli_tokenizer_train(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "tok" / "tokenizer.json").is_file()
     assert (tmp_path / "tok" / "config.resolved.yaml").is_file()
+
+
+def test_labels_table_for_ingest(tmp_path):
+    out = tmp_path / "labels.jsonl"
+    label_file(messy_jsonl(tmp_path / "in.jsonl"), out)
+    table = labels_table(out).set_index("study_id")
+    assert list(table.columns) == ["lvef", *condition_keys()]
+    assert table.loc["a", "Left.Ventricular.Dilation"] == 1.0
+    assert table.loc["a", "Amyloid"] == 0.0  # not mentioned -> negative
+    assert table.loc["a", "lvef"] == 30
+    assert table.loc["f", "Cardiac.Thrombus"] == 0.0
+    assert table.loc["b"].isna().all()  # empty report: unknown
+    hedged = tmp_path / "hedged.jsonl"
+    hedged.write_text(json.dumps({"id": "h", "text": "Findings: possible myocarditis."}) + "\n")
+    label_file(hedged, out)
+    assert np.isnan(labels_table(out).loc[0, "Myocarditis"])
+    assert labels_table(out, uncertain="positive").loc[0, "Myocarditis"] == 1.0
+    assert labels_table(out, unmentioned="unknown").drop(columns=["study_id", "Myocarditis"]).isna().all(axis=None)
+
+
+def test_cli_label_table(tmp_path):
+    args = ["reports", "label", str(GOLD), "--out", str(tmp_path / "l.jsonl"), "--table", str(tmp_path / "t.csv")]
+    assert runner.invoke(app, args).exit_code == 0
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert len(table) == 66
+    assert table.set_index("study_id").loc["gold-059", "Severe.Aortic.Stenosis"] == 1.0
+    result = runner.invoke(app, [*args, "--uncertain", "maybe"])
+    assert result.exit_code == 2

@@ -89,3 +89,19 @@ def test_tiny_cohort_reports_agree_with_ground_truth(tiny_cohort):
     assert scores["mention_recall"] == 1.0, scores
     assert scores["precision"] >= 0.9, scores
     assert scores["lvef_exact"] == 1.0, scores
+
+
+@pytest.mark.slow
+def test_tiny_cohort_reports_are_deidentified(tiny_cohort):
+    from cmrclip.text.deid import deidentify
+
+    for line in (tiny_cohort / "reports.jsonl").read_text().splitlines():
+        report = json.loads(line)
+        header = re.search(r"^(.*)\nPatient: (.+?)\s+MRN: (\S+)\s+DOB: (\S+)\nExam date: (\S+)", report["text"], re.M)
+        assert header, report["text"][:300]
+        planted = [header.group(1).split(" - ")[0], *header.group(2).split(", "), *header.group(3, 4, 5)]
+        planted = [p for p in [*planted, report["study_id"], report["patient_id"]] if len(p) > 1]  # not initials
+        scrubbed = deidentify(report["text"]).text
+        left = [p for p in planted if re.search(rf"(?<!\w){re.escape(p)}(?!\w)", scrubbed, re.IGNORECASE)]
+        assert not left, (left, scrubbed[:300])
+        assert label_report(scrubbed).labels == label_report(report["text"]).labels

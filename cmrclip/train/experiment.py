@@ -5,7 +5,8 @@ ends by writing ``cell.json``; a rerun skips every cell that has one, so an inte
 stopped. Label fractions are drawn per patient and nest for one seed (:mod:`cmrclip.data.splits`); the validation
 and test splits are the same for every cell. ``train`` does not import ``evaluate``: the caller injects a
 ``score(predictions) -> {metric: (value, lower, upper)}`` function (the CLI builds it from ``cmrclip.evaluate``),
-and ``OUT/table.csv`` gets one row per cell and metric with the columns ``plot_data_efficiency`` reads.
+and ``OUT/table.csv`` gets one row per cell and metric with the columns ``plot_data_efficiency`` reads. Cells with the
+same frozen encoder share its cached clip features (computed once per process).
 """
 
 from __future__ import annotations
@@ -105,9 +106,13 @@ def _rows(init: str, fraction: float, seed: int, cell: dict) -> list[dict]:
     ]
 
 
-def _run_cell(cfg: ExperimentConfig, init: InitSpec, fraction: float, seed: int, score: ScoreFn) -> dict:
+def _run_cell(
+    cfg: ExperimentConfig, init: InitSpec, fraction: float, seed: int, score: ScoreFn, caches: dict[str, dict]
+) -> dict:
     out = cell_dir(Path(cfg.out_dir), init.name, fraction, seed)
-    result = run_finetune(_cell_config(cfg, init, fraction, seed, out))
+    cell_cfg = _cell_config(cfg, init, fraction, seed, out)
+    cache = caches.setdefault(f"{cell_cfg.mode}:{cell_cfg.encoder_path}", {})  # frozen encoder: features reusable
+    result = run_finetune(cell_cfg, feature_cache=cache)
     scores = score(pd.read_csv(out / "predictions_test.csv"))
     cell = {"scores": scores, "metrics": result.metrics, "n_train": int(result.metrics["train_n"])}
     (out / "cell.json").write_text(json.dumps(cell, indent=1), encoding="utf-8")
@@ -128,14 +133,14 @@ def run_experiment(cfg: ExperimentConfig, score: ScoreFn, progress: ProgressFn =
     out_dir = Path(cfg.out_dir)
     save_config(cfg, out_dir)
     cells = [(i, f, s) for i in cfg.inits for f in sorted(cfg.fractions) for s in cfg.seeds]
-    rows, n_run, n_skipped = [], 0, 0
+    rows, n_run, n_skipped, caches = [], 0, 0, {}
     for k, (init, fraction, seed) in enumerate(cells):
         marker = cell_dir(out_dir, init.name, fraction, seed) / "cell.json"
         if marker.is_file():
             cell, n_skipped = json.loads(marker.read_text(encoding="utf-8")), n_skipped + 1
             logger.info("cell %s f=%g s=%d already done; skipped", init.name, fraction, seed)
         else:
-            cell, n_run = _run_cell(cfg, init, fraction, seed, score), n_run + 1
+            cell, n_run = _run_cell(cfg, init, fraction, seed, score, caches), n_run + 1
         rows += _rows(init.name, fraction, seed, cell)
         progress("experiment", k + 1, len(cells))
     table = pd.DataFrame(rows)

@@ -160,15 +160,22 @@ def _build_model(cfg: FinetuneConfig, targets: Sequence[str]) -> StudyModel:
     return StudyModel(encoder, encoder.video_proj, encoder.out_dim, cfg.head, targets, cfg.regression)
 
 
-def _cache(model: StudyModel, ds: StudyBagDataset, device: torch.device, progress: ProgressFn) -> list[dict]:
-    """Encoder features of every bag, computed once with the frozen encoder."""
+def _cache(
+    model: StudyModel,
+    ds: StudyBagDataset,
+    device: torch.device,
+    progress: ProgressFn,
+    store: dict[str, torch.Tensor] | None = None,
+) -> list[dict]:
+    """Encoder features of every bag, computed once with the frozen encoder (reused from ``store`` if given)."""
     items = []
+    store = {} if store is None else store
     model.encoder.eval()
     with torch.no_grad():
-        for i in range(len(ds)):
-            item = ds[i]
-            feats = model.encoder.features(item.pop("clips").to(device)).cpu()
-            items.append(item | {"features": feats})
+        for i, key in enumerate(ds.study_keys):
+            if key not in store:
+                store[key] = model.encoder.features(ds[i]["clips"].to(device)).cpu()
+            items.append(ds.item_info(i) | {"features": store[key]})
             progress("encode clips", i + 1, len(ds))
     return items
 
@@ -297,7 +304,7 @@ def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
             fh.write(json.dumps(row) + "\n")
 
 
-def _fit(cfg, model, splits, device, progress) -> tuple[dict, list[dict]]:  # noqa: ANN001
+def _fit(cfg, model, splits, device, progress, feature_cache) -> tuple[dict, list[dict]]:  # noqa: ANN001
     """Train for ``cfg.epochs``; keep the weights of the epoch with the lowest validation loss."""
     pos_weight = _train_stats(model, splits.train).to(device)
     groups = configure_trainable(model, cfg.mode, cfg.optim.lr, cfg.encoder_lr)
@@ -305,7 +312,7 @@ def _fit(cfg, model, splits, device, progress) -> tuple[dict, list[dict]]:  # no
     check_optimizer_covers(model, opt)
     cached = cfg.cache_features and cfg.mode in ("linear", "finetune")
     data = {
-        n: _cache(model, getattr(splits, n), device, progress) if cached else getattr(splits, n)
+        n: _cache(model, getattr(splits, n), device, progress, feature_cache) if cached else getattr(splits, n)
         for n in ("train", "val", "test")
     }
     train_loader = _loader(data["train"], cfg.batch_size, True, cfg.seed)
@@ -335,8 +342,18 @@ def _eval_loss(model, loader, pos_weight, cfg, device) -> float:  # noqa: ANN001
     return total / max(n, 1)
 
 
-def run_finetune(cfg: FinetuneConfig, progress: ProgressFn = null_progress) -> FinetuneResult:
+def run_finetune(
+    cfg: FinetuneConfig,
+    progress: ProgressFn = null_progress,
+    feature_cache: dict[str, torch.Tensor] | None = None,
+) -> FinetuneResult:
     """Train a study model on the store's training split and write the run's outputs to ``cfg.out_dir``.
+
+    Args:
+        cfg: the run's config.
+        progress: progress callback.
+        feature_cache: study key -> cached encoder features, shared by runs with the same frozen encoder, store and
+            bag config (the data-efficiency grid); used only when features are cached.
 
     Raises:
         ConfigError: for an inconsistent config (mode vs. encoder_path, unknown targets).
@@ -357,7 +374,7 @@ def run_finetune(cfg: FinetuneConfig, progress: ProgressFn = null_progress) -> F
             f"no usable training study in {cfg.store_root} (label fraction {cfg.label_fraction}); "
             f"{len(faults)} studies were skipped, see {out_dir / 'faults.jsonl'}"
         )
-    data, history = _fit(cfg, model, splits, device, progress)
+    data, history = _fit(cfg, model, splits, device, progress, feature_cache)
     preds = {n: _predict(model, _loader(data[n], cfg.batch_size, False, 0), device) for n in ("val", "test")}
     metrics: dict[str, float] = {"best_val_loss": min(h["val_loss"] for h in history), "train_n": len(splits.train)}
     for name in ("val", "test"):

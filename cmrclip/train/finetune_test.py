@@ -155,3 +155,16 @@ def test_unknown_label_and_missing_view_are_reported(tmp_path, toy):
         run_finetune(_cfg(tmp_path, store, encoder, bags={"required_views": ["3CH"]}))
     faults = [json.loads(x) for x in (tmp_path / "run" / "faults.jsonl").read_text().splitlines()]
     assert faults and all("3CH" in f["reason"] for f in faults)
+
+
+def test_shared_feature_cache_gives_the_same_model(tmp_path, toy):
+    store, encoder = toy
+    cache: dict = {}
+    runs = []
+    for i, shared in enumerate((None, cache, cache)):
+        cfg = _cfg(tmp_path, store, encoder, mode="linear", epochs=1, out_dir=str(tmp_path / f"r{i}"))
+        run_finetune(cfg, feature_cache=shared)
+        runs.append(pd.read_csv(tmp_path / f"r{i}" / "predictions_test.csv"))
+    assert len(cache) >= len(runs[0])  # every test study (and train/val) was encoded once
+    pd.testing.assert_frame_equal(runs[0], runs[1])
+    pd.testing.assert_frame_equal(runs[0], runs[2])
