@@ -56,11 +56,13 @@ def main() -> None:
     parser.add_argument("--studies", type=int, default=256)
     parser.add_argument("--set", action="append", default=[], help="extra config overrides")
     parser.add_argument("--only", choices=["paired", "shuffled"], default=None)
+    parser.add_argument("--skip-loader", action="store_true", help="do not time the loader")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     store = make_store(args.work, args.studies)
     base = [f"store_root={store.resolve()}", *args.set]
-    loader_speed(load_config(PretrainConfig, None, base, defaults="pretrain.yaml"))
+    if not args.skip_loader:
+        loader_speed(load_config(PretrainConfig, None, base, defaults="pretrain.yaml"))
     for name in ("paired", "shuffled"):
         if args.only and name != args.only:
             continue

@@ -112,7 +112,12 @@ def main() -> int:
     for bf16 in (False, True):
         if bf16 and device.type == "cpu":
             continue
-        run = train_speed(args.preset, device, args.batch, args.steps, args.warmup, bf16)
+        try:
+            run = train_speed(args.preset, device, args.batch, args.steps, args.warmup, bf16)
+        except torch.OutOfMemoryError:
+            print(f"  {'bf16' if bf16 else 'fp32'}: out of memory at batch {args.batch}; rerun with a smaller --batch")
+            torch.cuda.empty_cache()
+            continue
         results["runs"].append(run)
         print(
             f"  {run['precision']:>13}: {run['clips_per_s']:8.2f} clips/s, {run['s_per_step']:.3f} s/step, "

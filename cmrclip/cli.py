@@ -86,8 +86,12 @@ def main(
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging (-v info, -vv debug).")] = 0,
 ) -> None:
     """Set up logging for every command."""
+    import os
+
     from rich.logging import RichHandler
 
+    # transformers prints load reports at warning level; keep them for -vv
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error" if verbose < 2 else "info")
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False)], force=True)
 
@@ -125,6 +129,7 @@ def synth(
     if cfg.preview:
         write_preview(out, summary.study_ids[0])
     done(f"synth: {summary}")
+
 
 # --- ingest (issue 3) ---
 
@@ -203,6 +208,24 @@ def reports_label(
         labels_table(out, uncertain=uncertain).to_csv(table, index=False)  # type: ignore[arg-type]
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary.statuses.items()))
     done(f"reports label: {summary.reports} reports ({statuses}), {sum(summary.positives.values())} positives -> {out}")
+
+
+@job(reports_app, name="label-store")
+def reports_label_store(
+    store: Annotated[Path, typer.Argument(help="Study store (cmrclip ingest) whose reports are labelled.")],
+    uncertain: Annotated[str, typer.Option(help="Write uncertain as unknown|positive|negative.")] = "unknown",
+    overwrite: Annotated[bool, typer.Option(help="Replace labels already in the manifest.")] = False,
+) -> None:
+    """Label the reports in a study store's manifest and write LVEF + 39 condition labels into it."""
+    from cmrclip.errors import ConfigError
+    from cmrclip.text.reports import label_store
+
+    if uncertain not in ("unknown", "positive", "negative"):
+        raise ConfigError(f"--uncertain {uncertain!r}: choose unknown, positive or negative")
+    with progress_bar() as bar:
+        summary = label_store(store, uncertain=uncertain, overwrite=overwrite, progress=bar)  # type: ignore[arg-type]
+    statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary.statuses.items()))
+    done(f"reports label-store: {summary.reports} studies ({statuses}) -> {store}/manifest.sqlite")
 
 
 @job(reports_app, name="deid")
@@ -486,3 +509,24 @@ def serve(
     app = create_app(model, token=token, limits=UploadLimits(max_upload_bytes=max_upload_mb * 1024 * 1024))
     done(f"serving http://{host}:{port}/ (Ctrl-C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+# --- demo (the main job) ---
+
+
+@job()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("runs/demo"),
+    size: Annotated[str, typer.Option(help="tiny | small | medium.")] = "small",
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic cohort and of every run.")] = 0,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+) -> None:
+    """The whole job on the embedded synthetic cohort: synth, ingest, pretrain, fine-tune, evaluate, zero-shot."""
+    from cmrclip.config import load_config
+    from cmrclip.serve.demo import DemoConfig, run_demo
+
+    cfg = load_config(DemoConfig, None, [f"size={size}", f"seed={seed}", f"device={device}"])
+    with progress_bar() as progress:
+        result = run_demo(out, cfg, progress=progress)
+    total = sum(result.seconds.values())
+    done(f"demo finished in {total / 60:.1f} min; open {result.report}")

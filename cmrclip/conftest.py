@@ -75,8 +75,8 @@ def tiny_cohort(tmp_path_factory) -> Path:
     from cmrclip.synth import generate_cohort
 
     out = tmp_path_factory.mktemp("tiny_cohort")
-    generate_cohort(out, n_studies=8, seed=1234, sites=["northfield", "riverside", "lakeshore", "hillcrest"],
-                    masks=True, matrix=64, phases=6)
+    sites = ["northfield", "riverside", "lakeshore", "hillcrest"]
+    generate_cohort(out, n_studies=8, seed=1234, sites=sites, masks=True, matrix=64, phases=6)
     return out
 
 

@@ -87,6 +87,7 @@ def test_collate_keeps_order():
     assert np.array_equal(batch["study_key"], ["s0", "s1", "s2"])
 
 
+@pytest.mark.slow
 def test_real_ingested_synthetic_store(tiny_store):
     """The ingested synthetic cohort: every study yields a contract clip and its de-identified report."""
     studies = studies_with_reports(StudyStore(tiny_store).manifest())

@@ -30,6 +30,7 @@ __all__ = [
     "plot_lvef_scatter",
     "plot_reliability",
     "plot_roc",
+    "save_figure",
 ]
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ class Panel:
     curves: Sequence[Curve] = field(default_factory=tuple)
 
 
-def _save(fig: Figure, out_png: Path) -> Path:
+def save_figure(fig: Figure, out_png: Path) -> Path:
+    """Write a matplotlib figure as PNG (90 dpi), creating the folder; return the path."""
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
@@ -102,7 +104,7 @@ def plot_roc(panels: Sequence[Panel], out_png: Path) -> Path:
     fig, axes = _grid(len(panels))
     for ax, panel in zip(axes, panels, strict=True):
         _roc_panel(ax, panel)
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 def plot_reliability(panels: Sequence[Panel], out_png: Path, n_bins: int = 10) -> Path:
@@ -127,7 +129,7 @@ def plot_reliability(panels: Sequence[Panel], out_png: Path, n_bins: int = 10) -
         ax.set_title(panel.title, fontsize=8)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="upper left", fontsize=6)
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 def plot_lvef_scatter(pred: np.ndarray, true: np.ndarray, out_png: Path, name: str = "model") -> Path:
@@ -145,7 +147,7 @@ def plot_lvef_scatter(pred: np.ndarray, true: np.ndarray, out_png: Path, name: s
     ax.plot([lo, hi], [lo, hi], color="0.4", lw=0.8, ls="--")
     ax.set(xlabel="true LVEF (%)", ylabel="predicted LVEF (%)")
     ax.set_title(f"{name}: MAE {m.mae:.2f}, r {m.pearson_r:.3f}, n={m.n}", fontsize=9)
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 def plot_bland_altman(pred: np.ndarray, true: np.ndarray, out_png: Path, name: str = "model") -> Path:
@@ -164,7 +166,7 @@ def plot_bland_altman(pred: np.ndarray, true: np.ndarray, out_png: Path, name: s
         ax.axhline(value, color="tab:red", lw=1, ls=style)
     ax.set(xlabel="mean of predicted and true LVEF (%)", ylabel="predicted - true (%)")
     ax.set_title(f"{name}: bias {m.bias:.2f}, LoA [{m.loa_lower:.1f}, {m.loa_upper:.1f}]", fontsize=9)
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 def plot_data_efficiency(table: pd.DataFrame, out_png: Path, metric_label: str = "AUROC") -> Path:
@@ -194,4 +196,4 @@ def plot_data_efficiency(table: pd.DataFrame, out_png: Path, metric_label: str =
     ax.set_xscale("log")
     ax.set(xlabel="labelled training data (%)", ylabel=metric_label)
     ax.legend(title="initialisation", fontsize=8)
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
 from cmrclip.errors import CheckpointError
 from cmrclip.models.registry import build_video_encoder, load_preset
@@ -197,7 +198,12 @@ def _torch_load(path: Path, allow_pickle: bool) -> Any:
 
 
 def _load_ours(obj: dict[str, Any], preset: str | None, path: Path) -> MViT:
-    cfg = MViTConfig.model_validate(obj["preset"])
+    try:
+        cfg = MViTConfig.model_validate(obj.get("preset"))
+    except ValidationError as exc:
+        raise CheckpointError(f"{path}: its stored video preset is invalid ({exc}); re-export the encoder") from exc
+    if not isinstance(obj.get("state_dict"), dict):
+        raise CheckpointError(f"{path} is a cmrclip encoder file without a state_dict; re-export the encoder")
     if preset is not None and preset != cfg.name:
         raise CheckpointError(f"{path} holds video preset {cfg.name!r}, not the requested {preset!r}; drop preset=")
     model = build_video_encoder(cfg)

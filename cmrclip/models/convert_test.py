@@ -168,6 +168,9 @@ def test_unreadable_or_unknown_files_raise(tmp_path):
     torch.save({"weights": {}}, tmp_path / "odd.pt")
     with pytest.raises(CheckpointError, match=r"unrecognised checkpoint \(top-level \['weights'\]\)"):
         load_video_encoder(tmp_path / "odd.pt")
+    torch.save({"format": "cmrclip-video-encoder/1", "preset": {"depth": "deep"}}, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="stored video preset is invalid"):
+        load_video_encoder(tmp_path / "bad.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     with pytest.raises(CheckpointError, match="cannot read checkpoint"):
         load_video_encoder(tmp_path / "junk.pt")

@@ -81,6 +81,15 @@ def _make_all(plans: list[StudyPlan], out_dir: Path, masks: bool, workers: int) 
         yield from pool.map(make_study, plans, [out_dir] * len(plans), [masks] * len(plans))
 
 
+def _write_tables(out_dir: Path, keys: list[str], rows: list[list[object]], reports: list[dict]) -> None:
+    with (out_dir / "ground_truth.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(GT_COLUMNS + keys)
+        writer.writerows(rows)
+    with (out_dir / "reports.jsonl").open("w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in reports)
+
+
 def generate_cohort(
     out_dir: Path,
     n_studies: int,
@@ -113,11 +122,13 @@ def generate_cohort(
             depend on it.
 
     Raises:
-        ConfigError: for a bad count or an unknown site.
+        ConfigError: for a bad count, an unknown site, or an ``out_dir`` that already holds a cohort.
     """
     if n_studies < 1:
         raise ConfigError(f"--studies must be >= 1 (got {n_studies})")
     out_dir = Path(out_dir)
+    if (out_dir / "dicom").is_dir() and any((out_dir / "dicom").iterdir()):
+        raise ConfigError(f"{out_dir} already holds a cohort (dicom/ is not empty); choose a new --out or delete it")
     keys = condition_keys()
     plans = plan_cohort(n_studies, seed, sites, keys, matrix=matrix, phases=phases, repeat_fraction=repeat_fraction)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -129,12 +140,7 @@ def generate_cohort(
         reports.append({"study_id": plan.accession, "patient_id": plan.patient.patient_id, "site": plan.site.key,
                         "text": result.report})  # fmt: skip
         progress("synth", i + 1, len(plans))
-    with (out_dir / "ground_truth.csv").open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(GT_COLUMNS + keys)
-        writer.writerows(rows)
-    with (out_dir / "reports.jsonl").open("w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in reports)
+    _write_tables(out_dir, keys, rows, reports)
     summary = CohortSummary(
         out_dir=out_dir,
         n_studies=len(plans),

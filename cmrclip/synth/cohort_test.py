@@ -14,6 +14,7 @@ import pytest
 from cmrclip.conditions import condition_keys
 from cmrclip.errors import ConfigError
 from cmrclip.synth import GT_COLUMNS, generate_cohort
+from cmrclip.synth.identity import plan_cohort
 from cmrclip.synth.lexicon import POSITIVE
 from cmrclip.synth.preview import _view_of
 
@@ -120,10 +121,10 @@ def test_same_seed_same_bytes_any_worker_count(tmp_path):
     kwargs = {"sites": ["riverside", "valleyview"], "masks": True, "matrix": 32, "phases": 3}
     generate_cohort(tmp_path / "a", 2, 7, **kwargs)
     generate_cohort(tmp_path / "b", 2, 7, workers=2, **kwargs)
-    generate_cohort(tmp_path / "c", 2, 8, **kwargs)
-    a, b, c = _digest(tmp_path / "a"), _digest(tmp_path / "b"), _digest(tmp_path / "c")
+    a, b = _digest(tmp_path / "a"), _digest(tmp_path / "b")
     assert a == b and len(a) > 50
-    assert set(a) != set(c)
+    other = plan_cohort(2, 8, kwargs["sites"], condition_keys())
+    assert {p.accession for p in other} != {p.accession for p in plan_cohort(2, 7, kwargs["sites"], condition_keys())}
 
 
 def test_bad_arguments_raise_config_errors(tmp_path):
@@ -131,3 +132,8 @@ def test_bad_arguments_raise_config_errors(tmp_path):
         generate_cohort(tmp_path, 1, 0, sites=["nowhere"])
     with pytest.raises(ConfigError, match="studies"):
         generate_cohort(tmp_path, 0, 0)
+
+
+def test_refuses_to_mix_with_an_existing_cohort(tiny_cohort):
+    with pytest.raises(ConfigError, match="already holds a cohort"):
+        generate_cohort(tiny_cohort, 1, 0)

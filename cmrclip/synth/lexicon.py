@@ -5,14 +5,13 @@ from __future__ import annotations
 __all__ = ["NEGATABLE", "POSITIVE", "RELATED"]
 
 POSITIVE: dict[str, tuple[str, ...]] = {
-    "Amyloid": ("features in keeping with cardiac amyloidosis", "appearances suggestive of cardiac amyloid"),
+    "Amyloid": ("features in keeping with cardiac amyloidosis", "appearances typical of cardiac amyloidosis"),
     "Aortic.dilation": ("dilated aortic root", "aortic root dilation", "dilatation of the ascending aorta"),
     "Arrhythmogenic.right.ventricular.cardiomyopathy": (
         "findings meeting criteria for arrhythmogenic right ventricular cardiomyopathy",
         "appearances consistent with ARVC",
     ),
-    "Atrial.Myxoma": ("mobile left atrial mass attached to the interatrial septum, most likely an atrial myxoma",
-                      "left atrial myxoma"),
+    "Atrial.Myxoma": ("mobile left atrial myxoma attached to the interatrial septum", "left atrial myxoma"),
     "Atrial.Septal.Defect": ("secundum atrial septal defect with left-to-right shunt", "atrial septal defect (ASD)"),
     "Bicuspid.Valve": ("bicuspid aortic valve", "bicuspid morphology of the aortic valve"),
     "Cardiac.Thrombus": ("apical left ventricular thrombus", "laminated LV thrombus at the apex"),

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from cmrclip.conditions import condition_keys, load_conditions
-from cmrclip.synth.anatomy import HeartParams, Tissue, heart_state, measure_heart
+from cmrclip.synth.anatomy import HeartParams, Tissue, heart_state
 from cmrclip.synth.artefacts import overlay
+from cmrclip.synth.measure import measure_heart
 from cmrclip.synth.phenotypes import PREVALENCE, heart_params, sample_conditions
 from cmrclip.synth.render import CONTRAST, make_geometry, plan_views, render_labels
 from cmrclip.synth.sites import get_sites
@@ -77,7 +78,7 @@ def test_prevalence_skewed_and_most_studies_have_few_conditions():
 
 
 def _measures(conditions: list[str], seed: int) -> dict[str, float]:
-    return measure_heart(heart_params(conditions, np.random.default_rng(seed))[0], 10)
+    return measure_heart(heart_params(conditions, np.random.default_rng(seed))[0], 6, step=1.5)
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cmrclip.synth.anatomy import Tissue, heart_state, measure_heart
+from cmrclip.synth.anatomy import Tissue, heart_state
+from cmrclip.synth.measure import measure_heart
 from cmrclip.synth.phenotypes import heart_params
 from cmrclip.synth.render import make_geometry, plan_views, render_image, render_labels
 from cmrclip.synth.sites import get_sites

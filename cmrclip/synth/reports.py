@@ -83,7 +83,12 @@ def _reported_ef(ef: float, rng: np.random.Generator) -> tuple[str, float]:
     return f"{noisy:.0f}%", round(noisy)
 
 
+_VENDOR = {"GE MEDICAL SYSTEMS": "GE", "SIEMENS": "Siemens", "Philips": "Philips"}
+
+
 def _function_word(ef: float) -> str:
+    if ef >= 72:
+        return "hyperdynamic"
     if ef >= 55:
         return "normal"
     if ef >= 45:
@@ -99,6 +104,12 @@ def _lv_sentences(f: ReportFacts, rng: np.random.Generator) -> list[str]:
         parts.append(f"LVEDV {_num(m['lvedv_ml'], rng, 'ml')}, LVESV {_num(m['lvesv_ml'], rng, 'ml')}.")
     if rng.random() < 0.6:
         parts.append(f"LV mass {_num(m['lv_mass_g'], rng, 'g')}.")
+    wall = m.get("max_wall_mm")
+    if wall and (
+        {"Hypertrophic.Cardiomyopathy", "Left.Ventricular.Hypertrophy"} & set(f.positives) or rng.random() < 0.4
+    ):
+        where = "basal anteroseptum" if "Hypertrophic.Cardiomyopathy" in f.positives else "septum"
+        parts.append(f"Maximal end-diastolic wall thickness {wall:.0f} mm ({where}).")
     if not {"Ischemic.Cardiomyopathy", "LV.Aneurysm", "Sarcoidosis"} & set(f.positives) and rng.random() < 0.5:
         parts.append("No regional wall motion abnormality.")
     return parts
@@ -118,7 +129,7 @@ def _rv_sentences(f: ReportFacts, rng: np.random.Generator) -> list[str]:
 
 def _mention(key: str, rng: np.random.Generator) -> str:
     phrase = str(rng.choice(POSITIVE[key]))
-    hedge = rng.choice(["", "", "", "probable ", "findings suggestive of "])
+    hedge = "" if rng.random() < 0.85 else str(rng.choice(["probable ", "findings suggestive of "]))
     return (hedge + phrase) if not phrase.startswith(("features", "findings", "appearances")) else phrase
 
 
@@ -154,6 +165,9 @@ def _findings(f: ReportFacts, rng: np.random.Generator) -> tuple[str, list[str],
         groups[STRUCTURE.get(key, "Other")].append(text)
     if not {"Left.Atrial.Dilation", "Right.Atrial.Dilation"} & set(f.positives) and rng.random() < 0.5:
         groups["Atria and septa"].insert(0, "Both atria are normal in size.")
+    root = f.measures.get("aortic_root_mm")
+    if root and ("Aortic.dilation" in f.positives or rng.random() < 0.35):
+        groups["Great vessels"].insert(0, f"Aortic root {root:.0f} mm at the sinuses.")
     groups["Other"] += [str(x) for x in rng.choice(_FILLER, size=int(rng.integers(0, 3)), replace=False)]
     labelled = f.site in _LABELLED
     paragraphs = [(f"{name}: " if labelled else "") + " ".join(lines) for name, lines in groups.items() if lines]
@@ -176,8 +190,8 @@ def write_report(f: ReportFacts, rng: np.random.Generator) -> tuple[str, list[st
         f"DOB: {f.birth_date}\nExam date: {f.study_date}  Accession: {f.accession}"
     )
     technique = (
-        f"Cardiac MRI on a {f.field_strength:.1f}T {f.manufacturer.split()[0].title()} scanner. Balanced SSFP cine "
-        "imaging in short-axis, 2-chamber, 3-chamber and 4-chamber planes."
+        f"Cardiac MRI on a {f.field_strength:.1f}T {_VENDOR.get(f.manufacturer, f.manufacturer)} scanner. "
+        "Balanced SSFP cine imaging in short-axis, 2-chamber, 3-chamber and 4-chamber planes."
     )
     findings, mentions, negated = _findings(f, rng)
     if mentions:

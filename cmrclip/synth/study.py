@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cmrclip.synth.anatomy import HeartParams, Tissue, heart_state, measure_heart
+from cmrclip.synth.anatomy import HeartParams, Tissue, heart_state
 from cmrclip.synth.dicom import SeriesSpec, StudySpec, uid, write_series
 from cmrclip.synth.identity import StudyPlan
+from cmrclip.synth.measure import measure_heart
 from cmrclip.synth.phenotypes import heart_params
 from cmrclip.synth.render import Plane, make_geometry, plan_views, render_image, render_labels
 from cmrclip.synth.reports import ReportFacts, write_report
@@ -121,6 +122,7 @@ def make_study(plan: StudyPlan, out_dir: Path, masks: bool = False) -> StudyResu
     params, n_phases, views = render_study(plan)
     rng = np.random.default_rng([*plan.seed, 7])
     measures = measure_heart(params, n_phases)
+    measures |= {"max_wall_mm": params.wall + params.septal_extra, "aortic_root_mm": 2.4 * params.ao_radius}
     study = StudySpec(plan.accession, plan.study_uid, uid(plan.study_uid, "frame"), plan.date, plan.time, plan.age,
                       float(rng.uniform(750, 1100)))  # fmt: skip
     root = Path(out_dir) / "dicom" / plan.patient.patient_id / plan.accession

@@ -30,7 +30,9 @@ IDENTIFIER_KINDS = (
     "id",
 )
 
-_NAME = r"[A-Z][a-zA-Z'\-]+"
+# A name part; never a field label that follows a name on the same line ("Jane Doe MRN: ...").
+_FIELD_WORDS = r"mrn|dob|id|age|sex|date|exam|accession|acc|tel|phone|fax|referring|study|hospital|nhs"
+_NAME = rf"(?!(?i:{_FIELD_WORDS})\b)[A-Z][a-zA-Z'\-]+"
 _FULL_NAME = rf"{_NAME}(?:,? (?:[A-Z]\.? )?{_NAME}){{0,2}}(?:,? [A-Z]\.?(?!\w))?"
 _MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|jun(?:e)?|jul(?:y)?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
@@ -55,6 +57,10 @@ _MRN_FIELDS = (
 )
 _ACCESSION_FIELDS = r"accession(?: number| no\.?| #)?|acc\.? ?(?:#|no\.?|number)|acc(?=\s*:)|exam (?:number|no\.?|id)"
 _DOB_FIELDS = r"dob|d\.o\.b\.|date of birth|birth ?date"
+_DATE_VALUE = (
+    rf"\d{{1,4}}[/.-]\d{{1,2}}[/.-]\d{{1,4}}|(?i:\d{{1,2}}(?:st|nd|rd|th)? {_MONTH}\.?,? \d{{4}})|"
+    rf"(?i:{_MONTH}\.? \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}})"
+)
 
 # Order matters: labelled fields first (they consume their value), free patterns after. A group named ``label``
 # is kept in front of the tag ("MRN: [MRN]").
@@ -64,7 +70,7 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("email", r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"),
         ("mrn", rf"(?P<label>(?i:\b(?:{_MRN_FIELDS})\s*[:#]?\s*))[A-Z0-9][A-Z0-9\- ]{{3,18}}\d"),
         ("accession", rf"(?P<label>(?i:\b(?:{_ACCESSION_FIELDS})\s*[:#]?\s*))[A-Z0-9\-]{{4,20}}"),
-        ("date", rf"(?P<label>(?i:\b(?:{_DOB_FIELDS})\s*[:#]?\s*))\S+(?: \S+){{0,2}}?(?=\s*(?:[\n;]|,(?! \d{{4}})|$))"),
+        ("date", rf"(?P<label>(?i:\b(?:{_DOB_FIELDS})\s*[:#]?\s*))(?:{_DATE_VALUE}|\S+)"),
         ("name", rf"(?P<label>(?i:\b(?:{_NAME_FIELDS})\s*[:\-]\s*))(?i:(?:dr|prof|mr|mrs|ms|miss)\.? )?{_FULL_NAME}"),
         ("name", rf"\b(?:[Dd]r|DR|[Pp]rof|PROF|Mr|Mrs|Ms|Miss)\.? (?:[A-Z]\.? )?{_NAME}(?: {_NAME})?"),
         ("name", rf"\b{_FULL_NAME},? {_DEGREE}\b(?:,? ?{_DEGREE}\b)*"),

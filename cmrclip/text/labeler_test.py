@@ -200,3 +200,45 @@ def test_real_medpix_teaching_cases(shared_data):
     assert bav["Coarctation"] == "negative"
     # absent pericardium: none of the 39 conditions is claimed
     assert not [k for k, v in cases["MPX1960"].items() if v == "positive"]
+
+
+def test_random_text_never_crashes():
+    import time
+
+    import numpy as np
+
+    from cmrclip.text.deid import deidentify
+
+    rng = np.random.default_rng(3)
+    vocab = [
+        "FINDINGS:",
+        "no",
+        "not",
+        "severe",
+        "mild",
+        "LV",
+        "dilated",
+        "?",
+        "-",
+        "%",
+        "55",
+        "(",
+        ")",
+        ";",
+        "mass",
+        "Dr.",
+        "MRN:",
+        "12/12/2020",
+        "aortic",
+        "stenosis",
+        "é",
+    ]
+    vocab += ["\n", "\x00", "IMPRESSION", "EF"]
+    start = time.perf_counter()
+    for _ in range(200):
+        text = " ".join(rng.choice(vocab, size=int(rng.integers(0, 120))))
+        out = label_report(text)
+        assert out.status in ("ok", "empty")
+        assert set(out.labels.values()) <= {"positive", "negative", "uncertain"}
+        deidentify(text)
+    assert time.perf_counter() - start < 20  # no pathological backtracking

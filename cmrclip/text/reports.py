@@ -23,7 +23,7 @@ from cmrclip.text.deid import deidentify
 from cmrclip.text.labeler import label_report
 from cmrclip.text.normalize import decode_report
 
-__all__ = ["BatchSummary", "ReportRecord", "deid_file", "label_file", "labels_table", "read_reports"]
+__all__ = ["BatchSummary", "ReportRecord", "deid_file", "label_file", "label_store", "labels_table", "read_reports"]
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +144,20 @@ def deid_file(in_path: Path, out_path: Path, progress: ProgressFn = null_progres
     return _run(in_path, out_path, "deid", one, progress)
 
 
+_CODES = {"positive": 1.0, "negative": 0.0, "unknown": float("nan")}
+
+
+def _coded(labels: dict[str, str], uncertain: str, unmentioned: str) -> dict[str, float]:
+    out = {}
+    for key in condition_keys():
+        value = labels.get(key)
+        if value is None:
+            out[key] = _CODES[unmentioned]
+        else:
+            out[key] = _CODES[uncertain] if value == "uncertain" else _CODES[value]
+    return out
+
+
 def labels_table(
     label_jsonl: Path,
     uncertain: Literal["unknown", "positive", "negative"] = "unknown",
@@ -161,20 +175,60 @@ def labels_table(
         Columns ``study_id``, ``lvef`` and one per condition key: 1.0, 0.0 or NaN (unknown). Reports whose status
         is not ``ok`` are all unknown.
     """
-    code = {"positive": 1.0, "negative": 0.0, "unknown": float("nan")}
     rows = []
     for line in Path(label_jsonl).read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
         ok = record.get("status") == "ok"
-        labels = record.get("labels") or {}
         row: dict[str, Any] = {"study_id": str(record["id"]), "lvef": record.get("lvef") if ok else None}
-        for key in condition_keys():
-            value = labels.get(key)
-            if not ok:
-                row[key] = float("nan")
-            elif value is None:
-                row[key] = code[unmentioned]
-            else:
-                row[key] = code[uncertain] if value == "uncertain" else code[value]
+        if ok:
+            row |= _coded(record.get("labels") or {}, uncertain, unmentioned)
         rows.append(row)
     return pd.DataFrame(rows, columns=["study_id", "lvef", *condition_keys()])
+
+
+def label_store(
+    root: Path,
+    uncertain: Literal["unknown", "positive", "negative"] = "unknown",
+    unmentioned: Literal["negative", "unknown"] = "negative",
+    overwrite: bool = False,
+    synonyms: Path | None = None,
+    progress: ProgressFn = null_progress,
+) -> BatchSummary:
+    """Label the de-identified reports held in a study store's manifest and write the labels into it.
+
+    Args:
+        root: the study store (``cmrclip ingest`` output); its ``report`` column is labelled.
+        uncertain: how ``uncertain`` labels are written (see :func:`labels_table`).
+        unmentioned: how conditions the report does not mention are written.
+        overwrite: replace labels already in the manifest (e.g. from a curated table); by default only unknown
+            (NULL) cells are filled.
+        synonyms: extra synonyms YAML for the labeler.
+        progress: called as ``progress("label", done, total)``.
+
+    Returns:
+        Counts: reports labelled (``statuses``: ok/empty/no_report) and positives per condition.
+
+    Raises:
+        StoreError: if ``root`` is not a study store.
+    """
+    from cmrclip.ingest.store import StudyStore
+
+    store = StudyStore(root)
+    manifest = store.manifest().set_index("study_key")
+    summary, rows = BatchSummary(), []
+    for i, (key, text) in enumerate(manifest["report"].items(), start=1):
+        summary.reports += 1
+        if not isinstance(text, str) or not text.strip():
+            summary.statuses["no_report"] += 1
+            continue
+        result = label_report(text, synonyms=synonyms)
+        summary.statuses[result.status] += 1
+        summary.positives.update(k for k, v in result.labels.items() if v == "positive")
+        row = {"study_key": key, "lvef": result.lvef, **_coded(result.labels, uncertain, unmentioned)}
+        if not overwrite:
+            row |= {c: manifest.at[key, c] for c in row if c != "study_key" and pd.notna(manifest.at[key, c])}
+        rows.append(row)
+        progress("label", i, len(manifest))
+    if rows:
+        store.add_labels(pd.DataFrame(rows))
+    return summary

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from cmrclip.cli import app
 from cmrclip.conditions import condition_keys
 from cmrclip.errors import ReportError
-from cmrclip.text.reports import deid_file, label_file, labels_table
+from cmrclip.text.reports import deid_file, label_file, label_store, labels_table
 
 GOLD = Path(__file__).parent / "testdata" / "reports_gold.jsonl"
 runner = CliRunner()
@@ -127,3 +127,45 @@ def test_cli_label_table(tmp_path):
     assert table.set_index("study_id").loc["gold-059", "Severe.Aortic.Stenosis"] == 1.0
     result = runner.invoke(app, [*args, "--uncertain", "maybe"])
     assert result.exit_code == 2
+
+
+def manifest_store(root: Path, reports: dict[str, str | None]):
+    from cmrclip.ingest.store import StudyStore
+
+    store = StudyStore.create(root)
+    for key, text in reports.items():
+        store.upsert({"study_key": key, "patient_key": "p" + key, "site": "x", "path": f"studies/{key}.h5",
+                      "views": ["SAX"], "n_sax_slices": 1, "n_clips": 1, "report": text})  # fmt: skip
+    return store
+
+
+def test_label_store_fills_unknown_cells_and_keeps_curated_ones(tmp_path):
+    store = manifest_store(tmp_path / "store", {
+        "k1": "FINDINGS: Dilated LV, LVEF 30%.\nIMPRESSION: Dilated cardiomyopathy. No thrombus.",
+        "k2": None,
+        "k3": "Findings: possible myocarditis. Normal LV size.",
+    })  # fmt: skip
+    store.add_labels(pd.DataFrame({"study_key": ["k1"], "Cardiac.Thrombus": [1.0]}))  # a curated label
+    summary = label_store(tmp_path / "store")
+    assert summary.statuses == {"ok": 2, "no_report": 1}
+    m = store.manifest().set_index("study_key")
+    assert m.loc["k1", "Left.Ventricular.Dilation"] == 1.0
+    assert m.loc["k1", "Non.Ischemic.cardiomyopathy"] == 1.0
+    assert m.loc["k1", "lvef"] == 30
+    assert m.loc["k1", "Cardiac.Thrombus"] == 1.0  # kept
+    assert m.loc["k1", "Amyloid"] == 0.0
+    assert m.loc[["k2"], "Amyloid"].isna().all()
+    assert np.isnan(m.loc["k3", "Myocarditis"])
+    assert m.loc["k3", "Left.Ventricular.Dilation"] == 0.0
+    label_store(tmp_path / "store", overwrite=True)
+    assert store.manifest().set_index("study_key").loc["k1", "Cardiac.Thrombus"] == 0.0
+
+
+def test_cli_label_store(tmp_path):
+    manifest_store(tmp_path / "store", {"k1": "Impression: severe aortic stenosis."})
+    result = runner.invoke(app, ["reports", "label-store", str(tmp_path / "store")])
+    assert result.exit_code == 0, result.output
+    assert "1 studies (ok 1)" in result.output
+    result = runner.invoke(app, ["reports", "label-store", str(tmp_path / "nostore")])
+    assert result.exit_code == 2
+    assert "no study store" in result.output

@@ -1,0 +1,84 @@
+"""Summaries of training runs: headline test scores of a predictions table, and pretraining curves."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from cmrclip.errors import DataError
+from cmrclip.evaluate.bootstrap import bootstrap_ci
+from cmrclip.evaluate.metrics import auroc
+from cmrclip.evaluate.plots import save_figure
+
+__all__ = ["headline_scores", "plot_training_curves"]
+
+
+def _macro_auroc(y: np.ndarray, s: np.ndarray) -> float:
+    """Mean AUROC over the columns that have both classes among their known (non-NaN) labels."""
+    values = []
+    for j in range(y.shape[1]):
+        known = ~np.isnan(y[:, j])
+        if len(np.unique(y[known, j])) == 2:
+            values.append(auroc(y[known, j], s[known, j]))
+    return float(np.mean(values)) if values else math.nan
+
+
+def _mae(pred: np.ndarray, true: np.ndarray) -> float:
+    known = ~np.isnan(true)
+    return float(np.mean(np.abs(pred[known] - true[known]))) if known.any() else math.nan
+
+
+def headline_scores(pred: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> dict[str, tuple[float, float, float]]:
+    """LVEF MAE and macro AUROC of a predictions table (docs §6 format) with 95 % bootstrap CIs.
+
+    Returns:
+        ``{"lvef_mae": (value, lower, upper), "macro_auroc": (...)}``; a metric the table cannot support is NaN,
+        and a CI the bootstrap cannot give (too few studies or one class) is (NaN, NaN).
+    """
+    keys = [c.removesuffix("_score") for c in pred.columns if c.endswith("_score")]
+    stats = {}
+    if "lvef_pred" in pred and "lvef" in pred:
+        stats["lvef_mae"] = (_mae, (pred["lvef_pred"].to_numpy(float), pred["lvef"].to_numpy(float)))
+    if keys:
+        arrays = (pred[keys].to_numpy(float), pred[[f"{k}_score" for k in keys]].to_numpy(float))
+        stats["macro_auroc"] = (_macro_auroc, arrays)
+    out = {}
+    for name, (fn, arrays) in stats.items():
+        try:
+            ci = bootstrap_ci(fn, arrays, np.random.default_rng(seed), n_boot=n_boot)
+            out[name] = (ci.estimate, ci.lower, ci.upper)
+        except DataError:
+            out[name] = (fn(*arrays), math.nan, math.nan)
+    return out
+
+
+def plot_training_curves(metrics_jsonl: Path, out_png: Path) -> Path:
+    """Plot loss, temperature and held-out recall@k per epoch from a pretraining run's ``metrics.jsonl``.
+
+    Raises:
+        DataError: if the file is missing or holds no records.
+    """
+    path = Path(metrics_jsonl)
+    if not path.is_file():
+        raise DataError(f"no training metrics at {path}; run `cmrclip pretrain` first")
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not records:
+        raise DataError(f"{path} holds no records")
+    table = pd.DataFrame(records)
+    fig = Figure(figsize=(10, 3.2), layout="constrained")
+    ax_loss, ax_temp, ax_recall = fig.subplots(1, 3)
+    ax_loss.plot(table["step"], table["loss"], marker="o", ms=3)
+    ax_loss.set(xlabel="step", ylabel="InfoNCE loss (train)")
+    ax_temp.plot(table["step"], table["temperature"], marker="o", ms=3)
+    ax_temp.set(xlabel="step", ylabel="temperature")
+    for column in sorted(c for c in table.columns if "recall" in c):
+        ax_recall.plot(table["step"], table[column], marker="o", ms=3, label=column)
+    ax_recall.set(xlabel="step", ylabel="held-out recall")
+    if ax_recall.lines:
+        ax_recall.legend(fontsize=7)
+    return save_figure(fig, out_png)
