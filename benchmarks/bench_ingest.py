@@ -117,12 +117,18 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--reads", type=int, default=100)
     ap.add_argument("--view-check", type=int, default=0, help="only check geometry-only views on N studies")
+    ap.add_argument("--skip-legacy", action="store_true", help="do not export/read the legacy layout")
+    ap.add_argument("--legacy-reads", type=Path, default=None, help="only time clip reads of an existing legacy dir")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    if args.legacy_reads:
+        times = _legacy_reads(args.legacy_reads, args.reads, rng)
+        print(json.dumps({"legacy_dir": str(args.legacy_reads), **_ms(times)}))
+        return
     if args.view_check:
         print(json.dumps(_view_check(args.view_check, args.out)))
         return
-    rng = np.random.default_rng(0)
     inputs = {"sunnybrook": sorted((SHARED / "sunnybrook" / "dicom_tar_xz").glob("*.tar.xz"))}
     if args.synth:
         from cmrclip.synth import generate_cohort
@@ -136,7 +142,7 @@ def main() -> None:
         for compression in ("gzip", "lzf"):
             row = _ingest(name, sources, args.out, args.workers, compression)
             row["clip_read"] = _ms(_clip_reads(Path(row["store"]), args.reads, rng))
-            if compression == "gzip":
+            if compression == "gzip" and not args.skip_legacy:
                 legacy = args.out / f"legacy_{name}"
                 shutil.rmtree(legacy, ignore_errors=True)
                 export_legacy(StudyStore(Path(row["store"])), legacy)

@@ -183,6 +183,7 @@ def ingest_merge(
     n = merge_stores(parts, out)
     done(f"ingest-merge: {len(parts)} stores -> {out} ({n} studies)")
 
+
 # --- reports, tokenizer (issue 7) ---
 
 ReportsIn = Annotated[Path, typer.Argument(help="JSONL with 'id' and 'text' per line.", exists=True, dir_okay=False)]

@@ -79,6 +79,7 @@ def write_cine_study(
     rows: int = 24,
     spacing: float = 2.0,
     descriptions: bool = True,
+    split_sax: bool = False,
     views=("SAX", "4CH", "2CH", "3CH"),
 ) -> Path:
     """Write one study (SAX stack + long-axis cines + a localiser) with shuffled file names; return its folder."""
@@ -107,14 +108,18 @@ def write_cine_study(
             orientation = lax_orientation(view)
             offsets = [0.0]
         row_dir, col_dir = orientation[:3], orientation[3:]
-        for off in offsets:
+        for k, off in enumerate(offsets):
+            if split_sax and view == "SAX":  # one series per slice, as some vendors do
+                uid = generate_uid(entropy_srcs=[accession, view, str(k)])
+                meta_s = {**meta_s, "SeriesInstanceUID": uid, "SeriesNumber": 100 + k}
             ipp = centre + off * LONG_AXIS - half * row_dir - half * col_dir
             for p in range(n_phases):
                 radius = 3 + 2 * np.cos(2 * np.pi * p / n_phases)
                 img = _image(rows, ((rows - 1) / 2, (rows - 1) / 2), radius, rng)
                 number += 1
                 name = f"IM{rng.integers(1e9):09d}.dcm"
-                write_image(folder / f"s{series_no}" / name, meta_s, img, ipp, orientation, 40.0 * p, number, spacing)
+                sub = folder / f"s{meta_s['SeriesNumber']}"
+                write_image(sub / name, meta_s, img, ipp, orientation, 40.0 * p, number, spacing)
     loc = {**meta, "SeriesInstanceUID": generate_uid(entropy_srcs=[accession, "loc"]), "SeriesNumber": 1}
     loc["SeriesDescription"] = "localizer"
     for k in range(3):

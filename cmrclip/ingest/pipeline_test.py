@@ -64,7 +64,10 @@ def test_views_from_descriptions_and_phi_free(dicom_root, tmp_path):
     labels = tmp_path / "ground_truth.csv"
     labels.write_text("study_id,patient_id,site,lvef,Hypertrophic.Cardiomyopathy\nACC98765,MRN001234,siteB,61.5,1\n")
     store = tmp_path / "store"
-    summary = ingest([dicom_root], store, config(), reports=reports, labels=labels)
+    xwalk = tmp_path / "crosswalk.csv"  # outside the store
+    summary = ingest([dicom_root], store, config(crosswalk_file=xwalk), reports=reports, labels=labels)
+    table = pd.read_csv(xwalk, dtype=str)
+    assert set(zip(table["study_id"], table["study_key"], strict=True)) == {(a, hash_key(a, SALT)) for _, a in PATIENTS}
     assert (summary.stored, summary.partial, summary.rejected) == (3, 0, 0)
     df = StudyStore(store).manifest().set_index("study_key")
     assert set(df.index) == {hash_key(acc, SALT) for _, acc in PATIENTS}
@@ -96,6 +99,16 @@ def test_views_from_geometry_without_descriptions(tmp_path, cine_factory):
         with store.open(key) as study:
             assert sorted(study.views) == ["2CH", "3CH", "4CH", "SAX"]
             assert {study.view_attrs(v)["view_source"] for v in study.views} == {"geometry"}
+
+
+def test_sax_stack_split_over_series_is_merged(tmp_path, cine_factory):
+    cine_factory(tmp_path / "dicom", "MRN7", "ACC7", n_slices=5, views=("SAX", "4CH"), split_sax=True)
+    ingest([tmp_path / "dicom"], tmp_path / "store", config())
+    store = StudyStore(tmp_path / "store")
+    with store.open(hash_key("ACC7", SALT)) as study:
+        assert study.views["SAX"].n_slices == 5 and study.view_attrs("SAX")["prov_n_series"] == 5
+        along = study.geometry("SAX")["positions_mm"] @ np.array([0.6, -0.5, -0.6]) / np.linalg.norm([0.6, 0.5, 0.6])
+        np.testing.assert_allclose(np.abs(np.diff(along)), 8.0, atol=1e-3)
 
 
 def test_faults_are_listed_and_good_studies_stored(dicom_root, tmp_path):

@@ -265,7 +265,8 @@ def _rv(p: HeartParams, st: HeartState, x: np.ndarray, y: np.ndarray, z: np.ndar
     inner = (xs / (ax_eff * scale)) ** 2 + (y / (ay * scale)) ** 2 + (z / az) ** 2
     outer = (xs / (ax_eff * scale + p.rv_wall)) ** 2 + (y / (ay * scale + p.rv_wall)) ** 2
     outer = outer + (z / (az + p.rv_wall)) ** 2
-    free = (z <= 0) & (lab != Tissue.LV_MYO) & (lab != Tissue.LV_BLOOD) & (lab != Tissue.TRABECULAE)
+    # the RV is a crescent on the septal side: it joins the LV at the insertion points (x = 0.4 A)
+    free = (z <= 0) & (x > 0.4 * _b(st.outer_a)) & ~np.isin(lab, [Tissue.LV_MYO, Tissue.LV_BLOOD, Tissue.TRABECULAE])
     _paint(lab, free & (outer <= 1), Tissue.RV_MYO)
     _paint(lab, free & (inner <= 1), Tissue.RV_BLOOD)
 

@@ -59,8 +59,8 @@ class CohortSummary:
 
     def __str__(self) -> str:
         return (
-            f"{self.n_studies} studies of {self.n_patients} patients from {len(self.sites)} sites, "
-            f"{self.n_files} DICOM files in {self.out_dir}"
+            f"{self.n_studies} {'study' if self.n_studies == 1 else 'studies'} of {self.n_patients} patient(s) "
+            f"from {len(self.sites)} site(s), {self.n_files} DICOM files in {self.out_dir}"
         )
 
 

@@ -166,7 +166,7 @@ def _normal(rng: np.random.Generator, sex: str) -> dict[str, Any]:
         "c_ratio": float(rng.uniform(2.9, 3.4)),
         "wall": float(rng.uniform(7.0, 9.5)),
         "rv_axes": tuple(float(v) for v in np.array([50.0, 44.0, 72.0]) * rng.uniform(0.93, 1.05) * size**0.33),
-        "rv_ef": float(rng.uniform(0.52, 0.63)),
+        "rv_ef": float(rng.uniform(0.57, 0.68)),
         "rv_wall": float(rng.uniform(3.0, 4.0)),
         "la_radius": float(rng.uniform(20, 24)),
         "ra_radius": float(rng.uniform(19, 23)),

@@ -89,7 +89,7 @@ def plan_views(p: HeartParams, st: HeartState, geo: Geometry, site: Site) -> dic
         offsets = [0.5 * spacing, *offsets[:13]]
     thick = min(site.slice_thickness, spacing)
     sax = [_plane(geo.origin + ez * z + ex * 15, ex, -ey, site, thick) for z in offsets]
-    mid = geo.origin - ez * float(st.c[0]) * 0.45
+    mid = geo.origin - ez * float(st.c[0]) * 0.3
     u3 = np.cos(np.deg2rad(AO_DIR_DEG)) * ex + np.sin(np.deg2rad(AO_DIR_DEG)) * ey
     return {
         "SAX": sax,
@@ -174,11 +174,15 @@ def render_image(
     site: Site,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """bSSFP-like magnitude image uint16 [F, rows, cols]: contrast, flow/metal artefacts, blur, bias, Rician noise."""
+    """bSSFP-like magnitude image uint16 [F, rows, cols]: contrast, flow/metal artefacts, blur, bias, ghosts, noise."""
     img = _lut(site, rng)[labels]
     img *= overlay(plane.points(), labels, p, st, geo)
     img = gaussian_filter(img, sigma=(0, 0.7, 0.7))
     img *= _bias(plane, site.bias, rng)
+    if site.ghost:
+        # respiratory/cardiac ghosting: faint copies shifted along the phase-encoding (column) direction
+        shift = plane.rows // int(rng.integers(2, 5))
+        img += site.ghost * (np.roll(img, shift, axis=1) + np.roll(img, -shift, axis=1)) / 2
     sigma = np.float32(site.blood / site.snr)
     real = img + sigma * rng.standard_normal(img.shape, dtype=np.float32)
     imag = sigma * rng.standard_normal(img.shape, dtype=np.float32)

@@ -146,6 +146,28 @@ def _negations(f: ReportFacts, rng: np.random.Generator) -> list[tuple[str, str]
     return out
 
 
+_TECHNIQUE = {
+    "northfield": "Cardiac MRI on a {field}T {vendor} scanner. Balanced SSFP (FIESTA) cine imaging in short-axis, "
+    "2-chamber, 3-chamber and 4-chamber planes with breath-holding.",
+    "riverside": "{field}T {vendor}. Retrospectively gated segmented TrueFISP cines: SAX stack from base to apex and "
+    "long-axis 2Ch, 3Ch and 4Ch views. No contrast given.",
+    "lakeshore": "Multiplanar balanced turbo field echo cine images at {field}T ({vendor}); short-axis stack and "
+    "three long-axis views.",
+    "hillcrest": "Steady-state free precession cine imaging ({field}T {vendor}) in standard long- and short-axis "
+    "planes.",
+    "valleyview": "{vendor} {field}T. Cine SSFP: 2CH, LVOT/3CH, 4CH and contiguous short-axis slices.",
+}
+
+_DATE_STYLE = {"northfield": "{m}/{d}/{y}", "riverside": "{y}-{m}-{d}", "lakeshore": "{d}.{m}.{y}",
+               "hillcrest": "{m}/{d}/{y}", "valleyview": "{y}{m}{d}"}  # fmt: skip
+
+
+def _date(yyyymmdd: str, site: str) -> str:
+    """A DICOM date written the way the site's reports write dates."""
+    y, m, d = yyyymmdd[:4], yyyymmdd[4:6], yyyymmdd[6:]
+    return _DATE_STYLE.get(site, "{y}{m}{d}").format(y=y, m=m, d=d)
+
+
 _LABELLED = {"northfield", "valleyview"}
 """Sites whose findings carry a heading per structure; the others write prose paragraphs."""
 
@@ -187,12 +209,10 @@ def write_report(f: ReportFacts, rng: np.random.Generator) -> tuple[str, list[st
         history += "; follow-up of previous CMR"
     header = (
         f"{f.institution} - Cardiac MRI report\nPatient: {f.patient_name.replace('^', ', ')}  MRN: {f.patient_id}  "
-        f"DOB: {f.birth_date}\nExam date: {f.study_date}  Accession: {f.accession}"
+        f"DOB: {_date(f.birth_date, f.site)}\nExam date: {_date(f.study_date, f.site)}  Accession: {f.accession}"
     )
-    technique = (
-        f"Cardiac MRI on a {f.field_strength:.1f}T {_VENDOR.get(f.manufacturer, f.manufacturer)} scanner. "
-        "Balanced SSFP cine imaging in short-axis, 2-chamber, 3-chamber and 4-chamber planes."
-    )
+    vendor = _VENDOR.get(f.manufacturer, f.manufacturer)
+    technique = _TECHNIQUE.get(f.site, _TECHNIQUE["northfield"]).format(field=f"{f.field_strength:.1f}", vendor=vendor)
     findings, mentions, negated = _findings(f, rng)
     if mentions:
         impression = "\n".join(f"{i}. {m[0].upper() + m[1:]}." for i, m in enumerate(mentions, 1))

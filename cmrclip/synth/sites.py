@@ -46,6 +46,7 @@ class Site:
     basal_extra: bool
     mrn_prefix: str
     accession_prefix: str
+    ghost: float = 0.0
 
     def lax(self, view: str) -> str:
         """SeriesDescription of a long-axis view (``2CH``, ``3CH``, ``4CH``)."""
@@ -66,7 +67,7 @@ SITES: dict[str, Site] = {
             156, 192, 320.0, (25, 25), 6.0, 2.0, 22.0, 0.35, 4095, 0.88, 0.24, 0.85,
             "CINE_segmented_SAX_b{n}",
             ("CINE_segmented_LAX_2Ch", "CINE_segmented_LAX_3Ch", "CINE_segmented_LAX_4Ch"),
-            False, "uid", "phase_major", False, "", "RS",
+            False, "uid", "phase_major", False, "", "RS", 0.03,
         ),
         Site(
             "lakeshore", "Lakeshore Heart Institute", "Philips", "Ingenia", 3.0,
@@ -76,7 +77,7 @@ SITES: dict[str, Site] = {
         Site(
             "hillcrest", "Hillcrest Children's and Adult Hospital", "SIEMENS", "MAGNETOM Skyra", 3.0,
             128, 128, 300.0, (40, 50), 7.0, 3.0, 14.0, 0.5, 4095, 0.9, 0.22, 0.9,
-            "cine_sa", ("cine_2ch", "cine_3ch", "cine_4ch"), True, "uid", "phase_major", False, "HC", "HCA",
+            "cine_sa", ("cine_2ch", "cine_3ch", "cine_4ch"), True, "uid", "phase_major", False, "HC", "HCA", 0.05,
         ),
         Site(
             "valleyview", "Valley View Regional Medical Center", "GE MEDICAL SYSTEMS", "Discovery MR450", 1.5,

@@ -17,7 +17,7 @@ def test_synth_command_writes_cohort_config_and_preview(tmp_path):
         app, [*args, "--masks", "--preview", "--set", "matrix=32", "--set", "phases=4", "--set", "workers=1"]
     )
     assert result.exit_code == 0, result.output
-    assert "1 studies" in result.output
+    assert "1 study of 1 patient(s)" in result.output
     gt = pd.read_csv(out / "ground_truth.csv")
     assert len(gt) == 1 and set(gt["site"]) <= {"lakeshore", "hillcrest"}
     assert len(list((out / "masks").glob("*.npz"))) == 1

@@ -18,8 +18,16 @@ def test_recall_perfect_random_and_ties():
     text = x * 0.4 + torch.roll(x, 1, 0) * 0.5
     r = retrieval_recall(x, text, ks=(1, 2))
     assert r["video_to_text_r@1"] == 0.0 and r["video_to_text_r@2"] == 1.0
-    same = torch.ones(5, 3)  # all tied: no candidate scores strictly higher than the own pair
-    assert retrieval_recall(same, same, ks=(1,))["video_to_text_r@1"] == 1.0
+    same = torch.ones(5, 3)  # all tied: random tie-breaking gives chance, k / N
+    tied = retrieval_recall(same, same, ks=(1, 2, 5))
+    assert tied["video_to_text_r@1"] == pytest.approx(0.2) and tied["text_to_video_r@2"] == pytest.approx(0.4)
+    assert tied["video_to_text_r@5"] == 1.0
+    # two studies share a report text: their video queries each find it with probability 1/2 at k=1
+    video, text = torch.eye(4), torch.eye(4)
+    video[1] = torch.tensor([1.0, 0.1, 0.0, 0.0])
+    text[1] = text[0]
+    r = retrieval_recall(video, text, ks=(1,))
+    assert r["video_to_text_r@1"] == pytest.approx((0.5 + 0.5 + 1 + 1) / 4)
     gen = torch.Generator().manual_seed(0)
     v, t = torch.randn(400, 16, generator=gen), torch.randn(400, 16, generator=gen)
     chance = retrieval_recall(v, t, ks=(10,))["video_to_text_r@10"]
