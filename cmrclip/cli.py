@@ -342,55 +342,17 @@ def finetune(config: ConfigOpt = None, overrides: SetOpt = None) -> None:
 @job()
 def zeroshot(config: ConfigOpt = None, overrides: SetOpt = None) -> None:
     """Zero-shot conditions and LVEF from prompts, and retrieval recall@k; each beside a random video tower."""
-    from cmrclip.conditions import load_conditions
     from cmrclip.config import load_config
+    from cmrclip.evaluate.training import zeroshot_summary
     from cmrclip.models.zeroshot import ZeroshotConfig, run_zeroshot
 
     cfg = load_config(ZeroshotConfig, config, overrides)
     with progress_bar() as progress:
         result = run_zeroshot(cfg, progress=progress)
-    visible = [c.key for c in load_conditions() if c.cine_visible]
-    cols = ["lvef_pred", "lvef"] + [f"{k}{s}" for k in visible for s in ("", "_score")]
-    trained, chance = (_efficiency_score(t[cols]) for t in (result.predictions, result.random_predictions))
-    parts = [f"{name} {trained[name][0]:.3f} (random {chance[name][0]:.3f})" for name in ("macro_auroc", "lvef_mae")]
-    parts += [f"{k} {v:.3f} (random {result.random_retrieval[k]:.3f})" for k, v in result.retrieval.items()]
-    done(f"zero-shot on {len(result.predictions)} studies, cine-visible conditions: " + "; ".join(parts))
-
-
-def _efficiency_score(pred: Any) -> dict[str, tuple[float, float, float]]:
-    """Test-set LVEF MAE and macro AUROC with 95 % bootstrap CIs (cmrclip.evaluate), for the data-efficiency grid."""
-    import math
-
-    import numpy as np
-
-    from cmrclip.errors import DataError
-    from cmrclip.evaluate.bootstrap import bootstrap_ci
-    from cmrclip.evaluate.metrics import auroc
-
-    def macro(y: np.ndarray, s: np.ndarray) -> float:
-        vals = []
-        for j in range(y.shape[1]):
-            known = ~np.isnan(y[:, j])
-            if len(np.unique(y[known, j])) == 2:
-                vals.append(auroc(y[known, j], s[known, j]))
-        return float(np.mean(vals)) if vals else math.nan
-
-    out = {}
-    keys = [c.removesuffix("_score") for c in pred.columns if c.endswith("_score")]
-    stats = {
-        "lvef_mae": (
-            lambda p, t: float(np.nanmean(np.abs(p - t))),
-            (pred["lvef_pred"].to_numpy(), pred["lvef"].to_numpy()),
-        ),
-        "macro_auroc": (macro, (pred[keys].to_numpy(float), pred[[f"{k}_score" for k in keys]].to_numpy(float))),
-    }
-    for name, (fn, arrays) in stats.items():
-        try:
-            ci = bootstrap_ci(fn, arrays, np.random.default_rng(0), n_boot=200)
-            out[name] = (ci.estimate, ci.lower, ci.upper)
-        except DataError:
-            out[name] = (fn(*arrays), math.nan, math.nan)
-    return out
+    table = zeroshot_summary(result.predictions, result.random_predictions, result.retrieval, result.random_retrieval)
+    table.to_csv(Path(cfg.out_dir) / "summary.csv", index=False)
+    parts = [f"{r.metric} {r.encoder:.3f} (random {r.random_encoder:.3f})" for r in table.itertuples()]
+    done(f"zero-shot on {len(result.predictions)} studies (cine-visible conditions): " + "; ".join(parts))
 
 
 @job(experiment_app, name="data-efficiency")
@@ -398,11 +360,12 @@ def data_efficiency(config: ConfigOpt = None, overrides: SetOpt = None) -> None:
     """Grid {inits} x {label fractions} x {seeds} of fine-tuning runs (restartable); table.csv and plots."""
     from cmrclip.config import load_config
     from cmrclip.evaluate.plots import plot_data_efficiency
+    from cmrclip.evaluate.training import headline_scores
     from cmrclip.train.experiment import ExperimentConfig, run_experiment
 
     cfg = load_config(ExperimentConfig, config, overrides, defaults="experiment.yaml")
     with progress_bar() as progress:
-        result = run_experiment(cfg, _efficiency_score, progress=progress)
+        result = run_experiment(cfg, headline_scores, progress=progress)
     for metric, label in (("macro_auroc", "macro AUROC (test)"), ("lvef_mae", "LVEF MAE, % (test)")):
         rows = result.table[result.table["metric"] == metric]
         if rows["value"].notna().any():

@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from cmrclip.conditions import load_conditions
 from cmrclip.errors import DataError
 from cmrclip.evaluate.bootstrap import bootstrap_ci
 from cmrclip.evaluate.metrics import auroc
 from cmrclip.evaluate.plots import save_figure
 
-__all__ = ["headline_scores", "plot_training_curves"]
+__all__ = ["headline_scores", "plot_training_curves", "zeroshot_summary"]
 
 
 def _macro_auroc(y: np.ndarray, s: np.ndarray) -> float:
@@ -82,3 +83,24 @@ def plot_training_curves(metrics_jsonl: Path, out_png: Path) -> Path:
     if ax_recall.lines:
         ax_recall.legend(fontsize=7)
     return save_figure(fig, out_png)
+
+
+def zeroshot_summary(
+    predictions: pd.DataFrame,
+    random_predictions: pd.DataFrame,
+    retrieval: dict[str, float],
+    random_retrieval: dict[str, float],
+) -> pd.DataFrame:
+    """Zero-shot macro AUROC (cine-visible conditions), LVEF MAE and retrieval recall, beside a random encoder's.
+
+    Returns:
+        One row per metric with columns ``metric``, ``encoder``, ``random_encoder``.
+    """
+    visible = [c.key for c in load_conditions() if c.cine_visible]
+    cols = ["lvef_pred", "lvef"] + [f"{k}{s}" for k in visible for s in ("", "_score") if k in predictions]
+    trained, chance = headline_scores(predictions[cols]), headline_scores(random_predictions[cols])
+    rows = [{"metric": m, "encoder": trained[m][0], "random_encoder": chance[m][0]} for m in trained]
+    rows += [
+        {"metric": k, "encoder": v, "random_encoder": random_retrieval.get(k, math.nan)} for k, v in retrieval.items()
+    ]
+    return pd.DataFrame(rows, columns=["metric", "encoder", "random_encoder"])

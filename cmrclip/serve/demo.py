@@ -16,10 +16,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from cmrclip.conditions import load_conditions
 from cmrclip.config import StrictModel, load_config, save_config
 from cmrclip.evaluate import ReportSection, build_html_report, plot_data_efficiency, run_evaluate
-from cmrclip.evaluate.training import headline_scores, plot_training_curves
+from cmrclip.evaluate.training import headline_scores, plot_training_curves, zeroshot_summary
 from cmrclip.ingest.pipeline import IngestConfig, ingest
 from cmrclip.models.zeroshot import ZeroshotConfig, run_zeroshot
 from cmrclip.progress import ProgressFn, null_progress
@@ -53,7 +52,7 @@ class DemoScale(StrictModel):
 DEMO_SIZES: dict[str, DemoScale] = {
     # a couple of minutes: the demo's test
     "tiny": DemoScale(
-        studies=24, matrix=64, phases=16, pretrain_steps=6, pretrain_batch=8, finetune_epochs=3,
+        studies=16, matrix=64, phases=8, pretrain_steps=4, pretrain_batch=8, finetune_epochs=3,
         fractions=(0.5, 1.0), seeds=(0,),
     ),
     # the README's `make demo`: about ten minutes on 2 CPU cores
@@ -129,22 +128,6 @@ def _experiment_config(out: Path, store: Path, encoder: Path, scale: DemoScale, 
     return ExperimentConfig(
         out_dir=str(out), finetune=finetune, inits=inits, fractions=scale.fractions, seeds=scale.seeds
     )
-
-
-def _zeroshot_summary(result: Any) -> pd.DataFrame:
-    visible = [c.key for c in load_conditions() if c.cine_visible]
-    cols = ["lvef_pred", "lvef"] + [f"{k}{s}" for k in visible for s in ("", "_score")]
-    trained = headline_scores(result.predictions[cols])
-    chance = headline_scores(result.random_predictions[cols])
-    rows = [
-        {"metric": name, "pretrained encoder": trained[name][0], "random encoder": chance[name][0]}
-        for name in ("macro_auroc", "lvef_mae")
-    ]
-    rows += [
-        {"metric": k, "pretrained encoder": v, "random encoder": result.random_retrieval.get(k, np.nan)}
-        for k, v in result.retrieval.items()
-    ]
-    return pd.DataFrame(rows)
 
 
 def _headline(table: pd.DataFrame, fraction: float) -> pd.DataFrame:
@@ -239,7 +222,8 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, progress: ProgressFn 
         next(cells.glob(f"pretrained/{pick}")), out / "evaluate", baseline=next(cells.glob(f"random/{pick}"))
     )
     zs_cfg = ZeroshotConfig(store_root=str(store), clip_path=str(out / "pretrain" / "clip.pt"), out_dir=str(out / "zs"))
-    parts["zeroshot"] = _zeroshot_summary(run_zeroshot(zs_cfg, progress=progress))
+    zs = run_zeroshot(zs_cfg, progress=progress)
+    parts["zeroshot"] = zeroshot_summary(zs.predictions, zs.random_predictions, zs.retrieval, zs.random_retrieval)
     clock.stage("evaluate", start)
     report = _report(out, parts, clock, cfg)
     headline = _headline(experiment.table, low).to_dict(orient="records")
