@@ -2,7 +2,7 @@
 
 Usage (from the repository root; the cohort and store are reused when present):
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_pretrain.py --work runs/bench_pretrain --studies 320
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_pretrain.py --work runs/bench_pretrain --studies 256
 
 Prints the loader throughput, wall time and the last epoch's held-out retrieval recall of each run, plus chance.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,20 @@ def write_cine_study(
         img = _image(rows, (5, 5), 2, rng)
         write_image(folder / "loc" / f"L{k}.dcm", loc, img, centre, (1, 0, 0, 0, 1, 0), 0.0, 900 + k, spacing)
     return folder
+
+
+def truth_view(site, description: str) -> str:
+    """The view the generator wrote a series for, from its site's naming conventions (a ``cmrclip.synth.sites.Site``).
+
+    Independent of the ingestion rules under test: ``site.lax(view)`` names the long-axis series and
+    ``site.sax_description`` (``{n}`` = slice number) the SAX ones.
+    """
+    for view in ("2CH", "3CH", "4CH"):
+        if description == site.lax(view):
+            return view
+    if re.fullmatch(re.escape(site.sax_description).replace(re.escape("{n}"), r"\d+"), description):
+        return "SAX"
+    raise AssertionError(f"{description!r} is not a series name of site {site.key}")
 
 
 @pytest.fixture

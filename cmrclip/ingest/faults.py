@@ -44,12 +44,22 @@ def append_faults(path: Path, faults: Iterable[Fault]) -> int:
 
 
 def read_faults(path: Path) -> list[Fault]:
-    """Read a JSON-lines fault report (empty list when the file does not exist)."""
+    """Read a JSON-lines fault report (empty list when the file does not exist).
+
+    A line that is not a complete record (a run killed while appending) is skipped with a warning: the study it
+    belonged to had no manifest row yet, so the next run processes it again and re-reports its faults.
+    """
     path = Path(path)
     if not path.is_file():
         return []
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [Fault(**row) for row in rows]
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        try:
+            out.append(Fault(**json.loads(line)))
+        except (ValueError, TypeError):  # a line torn by a killed run; its study is redone, so nothing is lost
+            if line.strip():
+                logger.warning("%s line %d is not a fault record (torn by a killed run?); skipped", path, n)
+    return out
 
 
 def loses_data(fault: Fault) -> bool:

@@ -210,6 +210,27 @@ def _check_options(store: StudyStore, cfg: IngestConfig) -> None:
     path.write_text(json.dumps(mine, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def _remove_stale_temps(store: StudyStore) -> None:
+    """Delete half-written study files (``.<key>.h5.<pid>.tmp``) left by a killed run whose process is gone."""
+    for tmp in sorted((store.root / "studies").glob(".*.h5.*.tmp")):
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not _alive(int(pid)):
+            logger.info("removing %s, left by a killed run", tmp.name)
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _check(cfg: IngestConfig) -> str:
     salt = cfg.salt.get_secret_value()
     if not salt:
@@ -220,13 +241,18 @@ def _check(cfg: IngestConfig) -> str:
     return salt
 
 
+def _redact_fault(fault: Fault, redactions: dict[str, str]) -> Fault:
+    """The fault with identifiers in its file name and its reason (which may name other files) replaced by keys."""
+    return Fault(fault.study, redact(fault.file, redactions), fault.stage, redact(fault.reason, redactions))
+
+
 def _run_studies(
     tasks: list[StudyTask], store: StudyStore, workers: int, redactions: dict[str, str], progress: ProgressFn
 ) -> tuple[list[StudyResult], list[Fault]]:
     results: list[StudyResult] = []
     faults: list[Fault] = []
     for i, res in enumerate(_pool_map(_process, tasks, workers), start=1):
-        res_faults = [Fault(f.study, redact(f.file, redactions), f.stage, f.reason) for f in res.faults]
+        res_faults = [_redact_fault(f, redactions) for f in res.faults]
         append_faults(store.report_path, res_faults)  # kept even if the run is killed
         faults += res_faults
         if res.row is not None:
@@ -264,6 +290,7 @@ def ingest(
     start = time.perf_counter()
     store = StudyStore.create(store_dir)
     _check_options(store, cfg)
+    _remove_stale_temps(store)
     workers = cfg.workers or os.cpu_count() or 1
     work = Path(tempfile.mkdtemp(prefix="cmrclip-ingest-", dir=cfg.work_dir))
     try:
@@ -274,7 +301,7 @@ def ingest(
         studies = group_studies(headers)
         redactions, per_study = _identifiers(studies, salt)
         per_study.update({hash_key(subject, salt): [subject] for subject in nifti})
-        scan_faults = [Fault(f.study, redact(f.file, redactions), f.stage, f.reason) for f in scan_faults + more]
+        scan_faults = [_redact_fault(f, redactions) for f in scan_faults + more]
         append_faults(store.report_path, scan_faults)
         existing = set(store.manifest()["study_key"])
         done = {k for k in existing if store.study_path(k).is_file()}

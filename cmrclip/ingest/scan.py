@@ -22,6 +22,7 @@ import numpy as np
 import pydicom
 import pydicom.config
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 
 from cmrclip.ingest.faults import Fault
 
@@ -85,6 +86,8 @@ class Header:
     frame_time: float | None
     image_type: tuple[str, ...]
     modality: str
+    sequence_name: str = ""
+    scanning_sequence: tuple[str, ...] = ()
 
 
 def _is_tar(path: Path) -> bool:
@@ -185,6 +188,13 @@ def _spacing(ds: pydicom.Dataset) -> tuple[tuple[float, float] | None, str]:
     return None, "missing"
 
 
+def _multi(value: Any) -> list[Any]:
+    """A multi-valued element as a list (a single value becomes a one-item list)."""
+    if value is None or value == "":
+        return []
+    return list(value) if isinstance(value, (list, tuple, MultiValue)) else [value]
+
+
 def _header(ref: FileRef, ds: pydicom.Dataset) -> Header:
     spacing, source = _spacing(ds)
     pos = _floats(ds.get("ImagePositionPatient"), 3)
@@ -211,8 +221,10 @@ def _header(ref: FileRef, ds: pydicom.Dataset) -> Header:
         slice_thickness=float(_num(ds, "SliceThickness", float("nan"))),
         trigger_time=_num(ds, "TriggerTime"),
         frame_time=_num(ds, "FrameTime"),
-        image_type=tuple(str(v).upper() for v in (ds.get("ImageType") or ())),
+        image_type=tuple(str(v).strip().upper() for v in _multi(ds.get("ImageType"))),
         modality=str(ds.get("Modality", "") or ""),
+        sequence_name=str(ds.get("SequenceName", "") or "").strip(),
+        scanning_sequence=tuple(str(v).upper() for v in _multi(ds.get("ScanningSequence"))),
     )
 
 
@@ -235,7 +247,7 @@ _HEADER_TAGS = [
     "SeriesInstanceUID", "SeriesDescription", "SeriesNumber", "SOPInstanceUID", "SOPClassUID", "InstanceNumber",
     "Rows", "Columns", "NumberOfFrames", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing",
     "ImagerPixelSpacing", "ReconstructionDiameter", "FieldOfViewDimensions", "SliceThickness", "TriggerTime",
-    "FrameTime", "ImageType", "Modality",
+    "FrameTime", "ImageType", "Modality", "SequenceName", "ScanningSequence",
 ]  # fmt: skip
 """The only tags parsed when scanning (parsing whole headers costs more than reading them)."""
 

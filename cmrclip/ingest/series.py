@@ -8,7 +8,8 @@ multi-frame file) and is not phase-contrast, a localiser, or a derived map; ever
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+import re
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -23,7 +24,18 @@ __all__ = ["StudyPlan", "ViewCine", "cine_skip_reason", "group_studies", "plan_s
 
 logger = logging.getLogger(__name__)
 
-_NON_CINE_TYPES = {"P", "PHASE", "VELOCITY", "LOCALIZER", "T1 MAP", "T2 MAP", "MAP", "PHASE MAP", "SCOUT"}
+_NON_CINE_TYPES = {
+    "P", "PHASE", "VELOCITY", "FLOW", "LOCALIZER", "T1 MAP", "T2 MAP", "T2* MAP", "MAP", "PHASE MAP", "SCOUT", "PSIR",
+}  # fmt: skip
+_NAME_HINTS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("phase contrast (flow)", re.compile(r"\b(flow|q ?flow|velocity|vel|venc|v\d{2,3}|pc|pc ?mr|phase ?contrast)\b")),
+    ("late gadolinium enhancement", re.compile(r"\b(lge|psir|delayed|late ?(gad\w*|enhancement)|de ?mag|ti ?scout)\b")),
+    ("a localiser", re.compile(r"\b(localizer|localiser|loc|scout|survey|tri ?pilot|3 ?plane|three ?plane)\b")),
+    ("a parametric map", re.compile(r"\b(molli|shmolli|t1 ?map\w*|t2 ?map\w*|t2 ?star|t2s)\b")),
+)
+"""SeriesDescription hints of non-cine series (matched on lower-case words, see :func:`_words`), in this order."""
+_FLOW_SEQUENCE = re.compile(r"(\bv\d{2,4}|venc|flow|\bpc|(\d|fast) ?pc\b)")
+"""SequenceName of phase-contrast sequences (e.g. Siemens ``*fl2d1_v150in``, GE ``2DFASTPC``)."""
 
 
 @dataclass
@@ -65,22 +77,49 @@ def _group_series(headers: Sequence[Header]) -> dict[str, list[Header]]:
     return dict(sorted(out.items(), key=lambda kv: (kv[1][0].series_number, kv[0])))
 
 
-def cine_skip_reason(headers: Sequence[Header], min_phases: int) -> str | None:
-    """Why a series is not a cine (None when it is one)."""
-    first = headers[0]
-    if first.modality and first.modality != "MR":
-        return f"modality {first.modality}, not MR"
+def _words(text: str) -> str:
+    """Lower-case ``text`` with every non-alphanumeric character turned into a space (as views.yaml does)."""
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def _acquisition_skip_reason(first: Header) -> str | None:
+    """Why a series' acquisition is not a bSSFP-like cine, from ImageType, ScanningSequence and names."""
     bad = _NON_CINE_TYPES.intersection(first.image_type)
     if bad:
         return f"ImageType {'/'.join(sorted(bad))}: not a cine"
+    scanning = set(first.scanning_sequence)
+    if "IR" in scanning:
+        return f"ScanningSequence {'/'.join(first.scanning_sequence)} (inversion recovery, e.g. LGE): not a cine"
+    if scanning and "GR" not in scanning:
+        return f"ScanningSequence {'/'.join(first.scanning_sequence)}: not a gradient-echo (bSSFP-like) cine"
+    description, sequence = _words(first.series_description), _words(first.sequence_name)
+    for what, pattern in _NAME_HINTS:
+        if pattern.search(description):
+            return f"SeriesDescription {first.series_description!r} suggests {what}: not a cine"
+    if _FLOW_SEQUENCE.search(sequence):
+        return f"SequenceName {first.sequence_name!r} suggests phase contrast (flow): not a cine"
+    return None
+
+
+def cine_skip_reason(headers: Sequence[Header], min_phases: int) -> str | None:
+    """Why a series is not a cine (None when it is one).
+
+    A cine is MR, bSSFP-like (gradient echo without inversion recovery when ScanningSequence is given; not phase
+    contrast, LGE, a localiser or a map by ImageType, SeriesDescription or SequenceName) and has at least
+    ``min_phases`` phases at one position (distinct TriggerTimes, or frames of a multi-frame file).
+    """
+    first = headers[0]
+    if first.modality and first.modality != "MR":
+        return f"modality {first.modality}, not MR"
+    reason = _acquisition_skip_reason(first)
+    if reason is not None:
+        return reason
     multi = max(h.n_frames for h in headers)
     if multi > 1:
         return None if multi >= min_phases else f"{multi} frames < {min_phases}"
-    per_pos: Counter[tuple] = Counter()
     times: dict[tuple, set[float]] = defaultdict(set)
     for h in headers:
         key = tuple(np.round(h.position, 1)) if h.position else ()
-        per_pos[key] += 1
         if h.trigger_time is not None:
             times[key].add(round(h.trigger_time, 1))
     if not times:

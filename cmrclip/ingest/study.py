@@ -7,6 +7,7 @@ returns only small things (a manifest row and faults), so a pool holds at most o
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,22 @@ class StudyResult:
     n_views: int = 0
 
 
+def _read_slice(
+    frames: list[FrameRef], frame: Callable[[FrameRef], np.ndarray], shape: tuple[int, int]
+) -> tuple[np.ndarray | None, tuple[str, str]]:
+    """One slice's frames ``[F, H, W]``, or None with (the culprit file, the reason)."""
+    out = []
+    for f in frames:
+        try:
+            img = frame(f)
+        except (ValueError, IndexError) as exc:
+            return None, (f.header.ref.name, str(exc))
+        if img.shape != shape:
+            return None, (f.header.ref.name, f"frame of {img.shape[0]}x{img.shape[1]}, expected {shape[0]}x{shape[1]}")
+        out.append(img)
+    return np.stack(out), ("", "")
+
+
 def read_cine(layout: CineLayout, study: str, faults: list[Fault]) -> tuple[np.ndarray | None, CineLayout]:
     """Read a cine's pixels as float32 ``[S, F, H, W]``; slices with an unreadable frame are dropped.
 
@@ -68,13 +85,9 @@ def read_cine(layout: CineLayout, study: str, faults: list[Fault]) -> tuple[np.n
 
     slices, keep = [], []
     for s, frames in enumerate(layout.frames):
-        try:
-            arr = np.stack([frame(f) for f in frames])
-        except (ValueError, IndexError) as exc:
-            faults.append(Fault(study, frames[0].header.ref.name, "pixels", f"slice {s}: {exc}; dropped"))
-            continue
-        if arr.shape[1:] != (layout.rows, layout.cols):
-            faults.append(Fault(study, frames[0].header.ref.name, "pixels", f"slice {s}: size {arr.shape}; dropped"))
+        arr, bad = _read_slice(frames, frame, (layout.rows, layout.cols))
+        if arr is None:
+            faults.append(Fault(study, bad[0], "pixels", f"slice {s}: {bad[1]}; dropped"))
             continue
         slices.append(arr)
         keep.append(s)

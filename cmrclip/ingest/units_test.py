@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tarfile
 import zipfile
 
@@ -11,10 +14,12 @@ import pytest
 from cmrclip.errors import ConfigError
 from cmrclip.ingest.conftest import LONG_AXIS, lax_orientation, sax_frame
 from cmrclip.ingest.deid import hash_key, redact
-from cmrclip.ingest.faults import Fault, loses_data
+from cmrclip.ingest.faults import Fault, loses_data, read_faults
 from cmrclip.ingest.geometry import order_cine
+from cmrclip.ingest.pipeline import _remove_stale_temps
 from cmrclip.ingest.preprocess import heart_centre, patient_to_pixel, resample_crop, window_uint8
 from cmrclip.ingest.scan import FileRef, Header, expand_sources, read_header, read_pixels
+from cmrclip.ingest.store import StudyStore
 from cmrclip.ingest.views import SeriesPlane, identify_views, load_view_rules, view_from_description
 
 
@@ -165,3 +170,23 @@ def test_keys_are_salted_and_stable():
 
 def test_long_axis_is_unit():
     assert abs(np.linalg.norm(LONG_AXIS) - 1) < 1e-9
+
+
+def test_torn_fault_line_skipped(tmp_path):
+    report = tmp_path / "ingest_report.jsonl"
+    good = Fault("k1", "a.dcm", "scan", "zero-byte file")
+    report.write_text(good.to_json() + "\n" + good.to_json()[:25], encoding="utf-8")  # a run killed mid-append
+    assert read_faults(report) == [good]
+
+
+def test_stale_temps_of_dead_runs_removed(tmp_path):
+    store = StudyStore.create(tmp_path / "store")
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    stale = store.root / "studies" / f".abc.h5.{int(dead.stdout)}.tmp"
+    live = store.root / "studies" / f".def.h5.{os.getpid()}.tmp"
+    stale.write_bytes(b"half")
+    live.write_bytes(b"busy")
+    _remove_stale_temps(store)
+    assert not stale.exists() and live.exists()
