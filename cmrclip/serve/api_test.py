@@ -166,3 +166,28 @@ def test_predict_a_real_nifti_cine(loaded, shared_data, tmp_path):
         assert pred["warnings"][0].startswith("missing views: SAX, 2CH, 3CH")
         assert _post(client, body, params={"view": "2CH"}).status_code == 422  # only SAX or 4CH for NIfTI
         _assert_clean(client, work_root)
+
+
+def test_junk_zip_with_a_model_loaded_is_422_and_the_server_keeps_serving(loaded, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG, logger="cmrclip")
+    work_root = tmp_path / "requests"
+    junk = {
+        "DOE^JANE/notes.txt": b"not an image",
+        "DOE^JANE/scan.dcm": b"garbage" * 100,
+        "DOE^JANE/fake.dcm": b"\x00" * 128 + b"DICM" + bytes(range(256)) * 8,  # preamble, then no valid elements
+        "DOE^JANE/photo.png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 500,
+    }
+    with TestClient(create_app(model=loaded, limits=LIMITS, work_root=work_root)) as client:
+        assert client.get("/health").json()["model_loaded"] is True
+        response = _post(client, _zip_bytes(junk))
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["code"] == "unusable_study"
+        assert "no usable cine" in error["message"] and "give the DICOM files of a cine CMR study" in error["message"]
+        assert "DOE" not in response.text  # the message names no file of the upload
+        _assert_clean(client, work_root)
+        response = _post(client, b"PK\x03\x04" + b"\x00" * 200)  # a truncated zip
+        assert response.status_code == 422, response.text
+        assert "zip archive cannot be read" in response.json()["error"]["message"]
+        _assert_clean(client, work_root)
+    assert "DOE" not in caplog.text
