@@ -101,6 +101,8 @@ def zeroshot_summary(
     trained, chance = headline_scores(predictions[cols]), headline_scores(random_predictions[cols])
     rows = [{"metric": m, "encoder": trained[m][0], "random_encoder": chance[m][0]} for m in trained]
     rows += [
-        {"metric": k, "encoder": v, "random_encoder": random_retrieval.get(k, math.nan)} for k, v in retrieval.items()
+        {"metric": k, "encoder": v, "random_encoder": random_retrieval.get(k, math.nan)}
+        for k, v in retrieval.items()
+        if "r@" in k
     ]
     return pd.DataFrame(rows, columns=["metric", "encoder", "random_encoder"])

@@ -54,9 +54,7 @@ def test_zeroshot_summary_has_every_metric_beside_random():
 
 
 def test_training_curves_plot_and_errors(tmp_path):
-    records = [
-        {"step": s, "loss": 3.0 - s / 10, "temperature": 0.07, "video_to_text_r@5": s / 20} for s in range(1, 6)
-    ]
+    records = [{"step": s, "loss": 3.0 - s / 10, "temperature": 0.07, "video_to_text_r@5": s / 20} for s in range(1, 6)]
     path = tmp_path / "metrics.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     png = plot_training_curves(path, tmp_path / "curves.png")

@@ -49,6 +49,10 @@ class TextConfig(StrictModel):
     pooling: Literal["cls", "mean"] = "cls"
     proj_dim: int = 512
     trainable_layers: int | None = None  # None: all trainable; 0: frozen; N: only the last N layers
+    feature_norm: Literal["dataset", "none"] = "dataset"
+    """Standardise the pooled features per dimension before ``text_proj`` with statistics of the training reports
+    (:meth:`TextEncoder.set_feature_stats`; identity until set). Reports of one template embed almost identically
+    in a frozen BERT; centring removes the shared part so that the projection sees what differs between them."""
 
 
 def minilm_dir() -> Path:
@@ -110,6 +114,8 @@ class TextEncoder(nn.Module):
         self.config = config
         self.bert = _build_bert(config)
         self.hidden_size = int(self.bert.config.hidden_size)
+        self.register_buffer("feature_mean", torch.zeros(self.hidden_size))
+        self.register_buffer("feature_std", torch.ones(self.hidden_size))
         self.text_proj = nn.Linear(self.hidden_size, config.proj_dim)
         nn.init.trunc_normal_(self.text_proj.weight, std=self.hidden_size**-0.5)
         nn.init.zeros_(self.text_proj.bias)
@@ -145,9 +151,19 @@ class TextEncoder(nn.Module):
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
+    @torch.no_grad()
+    def set_feature_stats(self, features: Tensor) -> None:
+        """Set the standardisation of pooled features from (N, hidden) features of training reports (N >= 2).
+
+        A no-op when ``feature_norm`` is ``"none"``.
+        """
+        if self.config.feature_norm == "dataset" and features.shape[0] >= 2:
+            self.feature_mean.copy_(features.mean(0))
+            self.feature_std.copy_(features.std(0).clamp(min=1e-6))
+
     def project(self, features: Tensor, normalize: bool = False) -> Tensor:
         """(B, hidden) pooled features (fresh or cached) -> (B, proj_dim)."""
-        z = self.text_proj(features)
+        z = self.text_proj((features - self.feature_mean) / self.feature_std)
         return F.normalize(z, dim=-1) if normalize else z
 
     def encode(self, input_ids: Tensor, attention_mask: Tensor, normalize: bool = False) -> Tensor:

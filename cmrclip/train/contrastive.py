@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -12,13 +11,13 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from cmrclip.config import StrictModel
-from cmrclip.errors import CheckpointError, ConfigError
+from cmrclip.errors import ConfigError
 from cmrclip.models.clip import ClipModel
 from cmrclip.models.loss import ClipLoss
 from cmrclip.models.registry import build_video_encoder, seeded_init
 from cmrclip.models.text import TextConfig, TextEncoder, cache_text_features
 
-__all__ = ["ContrastiveTask", "ModelSection", "TextFeatureCache", "build_clip_model", "load_clip_model"]
+__all__ = ["ContrastiveTask", "ModelSection", "TextFeatureCache", "build_clip_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,27 +76,3 @@ def build_clip_model(cfg: ModelSection, seed: int = 0) -> ClipModel:
     if video.config.normalization != "unit":
         raise ConfigError("pretraining reads [0, 1] clips from the store; use a video preset with normalization: unit")
     return ClipModel(video, text, embed_dim=cfg.embed_dim)
-
-
-def load_clip_model(path: Path) -> ClipModel:
-    """Rebuild the CLIP model written by ``cmrclip pretrain`` (``OUT/clip.pt``), in eval mode, loading strictly.
-
-    Raises:
-        CheckpointError: if the file is missing, of another format, or does not match its own configs.
-    """
-    from cmrclip.models.bundle import encoder_from_payload
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no CLIP checkpoint at {path}; pretraining writes OUT/clip.pt")
-    body = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(body, dict) or body.get("format") != "cmrclip-clip/1":
-        raise CheckpointError(f"{path} is not a cmrclip CLIP checkpoint (format 'cmrclip-clip/1')")
-    video = encoder_from_payload(body["video"], where=str(path))
-    text = TextEncoder(TextConfig.model_validate(body["text_config"]))
-    model = ClipModel(video, text, embed_dim=int(body["embed_dim"]))
-    try:
-        model.load_state_dict(body["state_dict"], strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not match the stored configs: {exc}") from exc
-    return model.eval()

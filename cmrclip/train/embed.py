@@ -33,40 +33,10 @@ __all__ = [
     "load_encoder_any",
     "pca_2d",
     "plot_embedding",
-    "retrieval_recall",
     "write_embeddings",
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def retrieval_recall(
-    video: Tensor, text: Tensor, ks: Sequence[int] = (1, 5, 10), tie_tol: float = 1e-6
-) -> dict[str, float]:
-    """Recall@k of paired retrieval in both directions; pair i is (video[i], text[i]).
-
-    Ties (e.g. two studies with the same report text) are broken at random, in expectation: a query with ``g``
-    candidates scoring higher than its own pair and ``e`` others scoring the same (within ``tie_tol``) is found at
-    k with probability ``clip((k - g) / (e + 1), 0, 1)``. Chance level is ``k / N`` however many ties there are.
-
-    Args:
-        video: (N, D) embeddings (normalised or not; cosine similarity is used).
-        text: (N, D) embeddings.
-        ks: cut-offs.
-        tie_tol: similarities closer than this count as equal.
-
-    Returns:
-        ``{"video_to_text_r@k": ..., "text_to_video_r@k": ..., "n_candidates": N}``.
-    """
-    sim = F.normalize(video.float(), dim=-1) @ F.normalize(text.float(), dim=-1).T
-    own = sim.diagonal()
-    out: dict[str, float] = {"n_candidates": float(sim.shape[0])}
-    for name, diff in (("video_to_text", sim - own[:, None]), ("text_to_video", (sim - own[None, :]).T)):
-        greater = (diff > tie_tol).sum(1).float()
-        equal = (diff.abs() <= tie_tol).sum(1).float() - 1.0  # minus the pair itself
-        for k in ks:
-            out[f"{name}_r@{k}"] = float(((k - greater) / (equal + 1.0)).clamp(0.0, 1.0).mean())
-    return out
 
 
 @dataclass

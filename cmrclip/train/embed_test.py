@@ -7,7 +7,8 @@ import torch
 from cmrclip.errors import CheckpointError, DataError
 from cmrclip.models.convert import save_video_encoder
 from cmrclip.models.registry import build_video_encoder
-from cmrclip.train.embed import embed_store, load_encoder_any, pca_2d, retrieval_recall
+from cmrclip.models.zeroshot import retrieval_recall
+from cmrclip.train.embed import embed_store, load_encoder_any, pca_2d
 
 
 def test_recall_perfect_random_and_ties():

@@ -32,7 +32,8 @@ from cmrclip.ingest.store import StudyStore
 from cmrclip.models.clip import ClipModel
 from cmrclip.models.loss import key_ids
 from cmrclip.models.normalize import normalize_unit
-from cmrclip.models.text import load_tokenizer, tokenize
+from cmrclip.models.text import cache_text_features, load_tokenizer, tokenize
+from cmrclip.models.zeroshot import retrieval_recall
 from cmrclip.progress import ProgressFn, null_progress
 from cmrclip.text.sampling import TextSampler, TextSamplerConfig, make_text_sampler
 from cmrclip.train.checkpoint import TrainState, load_training_state, save_training_state
@@ -43,7 +44,6 @@ from cmrclip.train.contrastive import (
     build_clip_model,
 )
 from cmrclip.train.distributed import DistEnv, ResumableSampler, cleanup, init_distributed
-from cmrclip.train.embed import retrieval_recall
 from cmrclip.train.optim import OptimConfig, build_optimizer, build_scheduler
 
 __all__ = [
@@ -188,6 +188,22 @@ def build_datasets(cfg: PretrainConfig, clip: ClipModel) -> tuple[PretrainDatase
     return train_ds, held_ds
 
 
+def _standardise_text_features(clip: ClipModel, cfg: PretrainConfig, train_ds: PretrainDataset) -> None:
+    """Fit the frozen text tower's feature standardisation on the training reports (their deterministic text).
+
+    The features are computed apart from the training cache, so that cache fills exactly as it would without this.
+    """
+    text = clip.text
+    if not text.frozen or text.config.feature_norm == "none":
+        return
+    _, held_sampler = _text_samplers(cfg)
+    rng = np.random.default_rng(cfg.seed)
+    texts = [held_sampler(r, rng) for r in train_ds.reports] if held_sampler else list(train_ds.reports)
+    tokenizer = load_tokenizer(text.config)
+    features = cache_text_features(text, lambda t: tokenize(tokenizer, t, text.config.max_length), texts)
+    text.set_feature_stats(features.float())
+
+
 def _build(cfg: PretrainConfig, out_dir: Path, env: DistEnv) -> _Run:
     clip = build_clip_model(cfg.model, cfg.seed).to(env.device)
     train_ds, held_ds = build_datasets(cfg, clip)
@@ -202,6 +218,7 @@ def _build(cfg: PretrainConfig, out_dir: Path, env: DistEnv) -> _Run:
     optimizer = build_optimizer(clip, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.steps)
     text_inputs = _text_inputs_fn(clip, cfg, env.device)
+    _standardise_text_features(clip, cfg, train_ds)
     return _Run(cfg, out_dir, env, clip, task, text_inputs, train_ds, held_ds, sampler, optimizer, scheduler)
 
 
@@ -325,7 +342,7 @@ def _save_outputs(run: _Run, metrics: dict[str, Any]) -> None:
     info = CheckpointInfo(preset=clip.video.config.name, metrics=scores, notes=["cmrclip pretrain"])
     save_video_encoder(clip.video, run.out_dir / "encoder.pt", info)
     body = {
-        "format": CLIP_FORMAT,  # read back by cmrclip.train.contrastive.load_clip_model
+        "format": CLIP_FORMAT,  # read back by cmrclip.models.zeroshot.load_clip_model
         "video": encoder_payload(clip.video),
         "text_config": clip.text.config.model_dump(mode="json"),
         "embed_dim": clip.embed_dim,

@@ -9,7 +9,7 @@ from cmrclip.config import load_config
 from cmrclip.errors import CheckpointError, ConfigError
 from cmrclip.models.convert import load_video_encoder
 from cmrclip.models.text import minilm_dir
-from cmrclip.train.contrastive import load_clip_model
+from cmrclip.models.zeroshot import load_clip_model
 from cmrclip.train.pretrain import PretrainConfig, pretrain, split_held_out
 
 
@@ -61,7 +61,7 @@ def test_pretrain_writes_outputs_and_loss_decreases(toy_store, tmp_path):
     assert recs[-1]["n_candidates"] == 6
     enc = torch.load(out / "encoder.pt", weights_only=False)
     assert enc["format"] == "cmrclip-video-encoder/1" and enc["embed_dim"] == 32
-    model = load_clip_model(out / "clip.pt")
+    model, _ = load_clip_model(out / "clip.pt")
     encoder = load_video_encoder(out / "encoder.pt")
     x = torch.randn(2, 3, 8, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
