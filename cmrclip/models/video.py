@@ -54,6 +54,7 @@ class MViTConfig(StrictModel):
     rel_pos: bool = False  # v2: decomposed relative positional bias over (T, H, W)
     drop_path_rate: float = Field(default=0.0, ge=0.0, lt=1.0)
     proj_dim: int = 512  # width of ``video_proj``, the joint embedding
+    pooling: Literal["cls", "mean"] = "cls"  # pooled features: the CLS token (original) or the mean of the others
     normalization: Literal["unit", "legacy"] = "unit"  # input normalisation the weights expect
 
 
@@ -349,10 +350,12 @@ class MViT(nn.Module):
             tokens, grid, block_weights = block(tokens, grid, need_weights)
             if block_weights is not None:
                 weights.append(block_weights)
-        return enc.norm_embed(tokens)[:, 0], weights
+        tokens = enc.norm_embed(tokens)
+        pooled = tokens[:, 1:].mean(dim=1) if self.config.pooling == "mean" else tokens[:, 0]
+        return pooled, weights
 
     def features(self, x: Tensor) -> Tensor:
-        """(B, 3, T, H, W) normalised clip -> (B, D) CLS features after the final norm."""
+        """(B, 3, T, H, W) normalised clip -> (B, D) pooled features (``config.pooling``) after the final norm."""
         return self._run(x, need_weights=False)[0]
 
     def encode(self, x: Tensor, normalize: bool = True) -> Tensor:

@@ -101,3 +101,18 @@ def test_bad_inputs_raise():
         MViT(MViTConfig(depth=4, stage_starts=(1, 4)))
     with pytest.raises(ValueError, match=r"expects \(B, 3, T, H, W\)"):
         build_video_encoder("tiny")(torch.zeros(1, 16, 64, 64))
+
+
+def test_mean_pooling_averages_the_final_tokens_and_keeps_the_weights():
+    cls_model = build_video_encoder("tiny", seed=3, overrides={"pooling": "cls"}).eval()
+    mean_model = build_video_encoder("tiny", seed=3).eval()  # the tiny preset pools the mean
+    assert mean_model.config.pooling == "mean"
+    assert mean_model.state_dict().keys() == cls_model.state_dict().keys()
+    x = torch.randn(2, 3, 16, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        tokens = {}
+        hook = mean_model.video_encoder.norm_embed.register_forward_hook(lambda m, i, o: tokens.update(out=o))
+        feats = mean_model.features(x)
+        hook.remove()
+        assert torch.allclose(feats, tokens["out"][:, 1:].mean(dim=1), atol=1e-6)
+        assert not torch.allclose(feats, cls_model.features(x), atol=1e-3)

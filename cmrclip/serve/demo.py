@@ -43,7 +43,8 @@ class DemoScale(StrictModel):
     matrix: int | None
     phases: int | None
     pretrain_steps: int
-    pretrain_batch: int
+    pretrain_batch: int | None
+    """None: the packaged pretraining default."""
     finetune_epochs: int
     fractions: tuple[float, ...]
     seeds: tuple[int, ...]
@@ -60,12 +61,12 @@ DEMO_SIZES: dict[str, DemoScale] = {
     ),
     # the README's `make demo`: about ten minutes on 2 CPU cores
     "small": DemoScale(
-        studies=160, matrix=96, phases=20, pretrain_steps=150, pretrain_batch=32, finetune_epochs=30,
+        studies=160, matrix=96, phases=20, pretrain_steps=150, pretrain_batch=None, finetune_epochs=30,
         fractions=(0.1, 0.25, 1.0), seeds=(0, 1),
     ),
     # for a GPU or a patient CPU
     "medium": DemoScale(
-        studies=600, matrix=None, phases=None, pretrain_steps=1500, pretrain_batch=64, finetune_epochs=40,
+        studies=600, matrix=None, phases=None, pretrain_steps=1500, pretrain_batch=None, finetune_epochs=40,
         fractions=(0.05, 0.1, 0.25, 0.5, 1.0), seeds=(0, 1, 2), spacing_mm=1.25, crop_size=192,
     ),
 }  # fmt: skip
@@ -111,11 +112,12 @@ def _pretrain_config(store: Path, scale: DemoScale, cfg: DemoConfig) -> Pretrain
         f"store_root={store}",
         f"seed={cfg.seed}",
         f"train.steps={scale.pretrain_steps}",
-        f"train.batch_size={scale.pretrain_batch}",
         f"train.checkpoint_every={max(scale.pretrain_steps // 3, 1)}",
         f"train.device={cfg.device}",
         f"optim.warmup_steps={max(scale.pretrain_steps // 10, 1)}",
     ]
+    if scale.pretrain_batch is not None:
+        overrides.append(f"train.batch_size={scale.pretrain_batch}")
     return load_config(PretrainConfig, None, overrides, defaults="pretrain.yaml")
 
 

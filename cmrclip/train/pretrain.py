@@ -164,11 +164,23 @@ def _text_inputs_fn(clip: ClipModel, cfg: PretrainConfig, device: torch.device) 
     return lambda texts: {k: v.to(device) for k, v in tokens(texts).items()}
 
 
+def _with_allowed_views(studies: pd.DataFrame, views: list[str] | None) -> pd.DataFrame:
+    """The studies that have at least one of ``views`` (all when ``views`` is None); the others are logged."""
+    if views is None or "views" not in studies.columns:
+        return studies
+    keep = studies["views"].map(lambda have: any(v in views for v in (have if have is not None else [])))
+    if not keep.all():
+        logger.warning(
+            "data.views=%s: %d of %d studies have none of these views; skipped", views, int((~keep).sum()), len(studies)
+        )
+    return studies.loc[keep.to_numpy()].reset_index(drop=True)
+
+
 def build_datasets(cfg: PretrainConfig, clip: ClipModel) -> tuple[PretrainDataset, PretrainDataset]:
     """Training and held-out datasets of a config (held-out: by patient, no augmentation, fixed draws)."""
     if not cfg.store_root:
         raise ConfigError("store_root is not set; pass --store STORE or set store_root in the config")
-    studies = studies_with_reports(StudyStore(Path(cfg.store_root)).manifest())
+    studies = _with_allowed_views(studies_with_reports(StudyStore(Path(cfg.store_root)).manifest()), cfg.data.views)
     train_df, held_df = split_held_out(studies, cfg.train.held_out, cfg.seed)
     if cfg.data.shuffle_reports:
         perm = np.random.default_rng([cfg.seed, 7]).permutation(len(train_df))

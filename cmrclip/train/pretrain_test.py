@@ -43,7 +43,8 @@ def _records(out):
 def test_packaged_defaults_validate():
     cfg = load_config(PretrainConfig, defaults="pretrain.yaml")
     assert cfg.model.video == "tiny" and cfg.model.text.source == "minilm" and cfg.model.text.trainable_layers == 0
-    assert cfg.train.batch_size == 32
+    assert cfg.train.batch_size == 64 and cfg.data.views == ["SAX"]
+    assert cfg.model.video_overrides == {} and cfg.data.text_sampler.deterministic
 
 
 @pytest.mark.slow
@@ -164,3 +165,13 @@ def test_torchrun_two_gloo_processes_match_one_process(toy_store, tmp_path):
     for key in a:
         assert torch.allclose(a[key], b[key], atol=1e-5, rtol=1e-4), key
     assert _records(single)[-1]["loss"] == pytest.approx(_records(tmp_path / "ddp")[-1]["loss"], abs=1e-5)
+
+
+def test_studies_without_an_allowed_view_are_skipped():
+    import pandas as pd
+
+    from cmrclip.train.pretrain import _with_allowed_views
+
+    studies = pd.DataFrame({"study_key": ["a", "b", "c"], "views": [["SAX", "4CH"], ["2CH"], ["SAX"]]})
+    assert _with_allowed_views(studies, ["SAX"])["study_key"].tolist() == ["a", "c"]
+    assert _with_allowed_views(studies, None)["study_key"].tolist() == ["a", "b", "c"]
