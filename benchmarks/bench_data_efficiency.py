@@ -16,31 +16,15 @@ import logging
 import time
 from pathlib import Path
 
-from cmrclip.cli import _efficiency_score
+from _store import make_store
+
 from cmrclip.conditions import load_conditions
 from cmrclip.config import load_config
 from cmrclip.evaluate.plots import plot_data_efficiency
-from cmrclip.ingest.pipeline import IngestConfig, ingest
-from cmrclip.ingest.store import StudyStore
+from cmrclip.evaluate.training import headline_scores
 from cmrclip.models.zeroshot import ZeroshotConfig, run_zeroshot
-from cmrclip.synth import generate_cohort
 from cmrclip.train.experiment import ExperimentConfig, run_experiment
 from cmrclip.train.pretrain import PretrainConfig, pretrain
-
-
-def make_store(work: Path, studies: int) -> Path:
-    cohort, store = work / "cohort", work / "store"
-    if not (cohort / "reports.jsonl").is_file():
-        t = time.perf_counter()
-        generate_cohort(cohort, n_studies=studies, seed=0, matrix=96, phases=16)
-        print(f"synth: {studies} studies in {time.perf_counter() - t:.0f} s")
-    if not (store / "manifest.sqlite").is_file() or len(StudyStore(store).manifest()) == 0:
-        t = time.perf_counter()
-        cfg = IngestConfig(salt="bench-salt", spacing_mm=2.0, crop_size=96, workers=2)
-        summary = ingest([cohort / "dicom"], store, cfg, reports=cohort / "reports.jsonl",
-                         labels=cohort / "ground_truth.csv")  # fmt: skip
-        print(f"ingest: {summary.line()} in {time.perf_counter() - t:.0f} s")
-    return store
 
 
 def make_encoder(work: Path, store: Path, steps: int) -> Path:
@@ -65,7 +49,7 @@ def run_grid(work: Path, store: Path, encoder: Path, seeds: int, epochs: int) ->
     ]
     cfg = load_config(ExperimentConfig, None, overrides, defaults="experiment.yaml")
     t = time.perf_counter()
-    result = run_experiment(cfg, _efficiency_score)
+    result = run_experiment(cfg, headline_scores)
     print(f"grid: {result.n_run} cells run, {result.n_skipped} reused, {time.perf_counter() - t:.0f} s")
     for metric in ("macro_auroc", "lvef_mae"):
         rows = result.table[result.table["metric"] == metric]
@@ -80,7 +64,7 @@ def run_zero_shot(work: Path, store: Path) -> None:
     result = run_zeroshot(cfg)
     visible = [c.key for c in load_conditions() if c.cine_visible]
     cols = ["lvef_pred", "lvef"] + [f"{k}{s}" for k in visible for s in ("", "_score")]
-    trained, chance = (_efficiency_score(t[cols]) for t in (result.predictions, result.random_predictions))
+    trained, chance = (headline_scores(t[cols]) for t in (result.predictions, result.random_predictions))
     print(f"\nzero-shot on {len(result.predictions)} studies ({result.n_reports} with reports)")
     for name in trained:
         print(f"  {name}: {trained[name][0]:.3f} [{trained[name][1]:.3f}, {trained[name][2]:.3f}]"

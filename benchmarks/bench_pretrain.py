@@ -15,28 +15,12 @@ import logging
 import time
 from pathlib import Path
 
+from _store import make_store
+
 from cmrclip.config import load_config
 from cmrclip.data.loader import make_loader, measure_throughput
-from cmrclip.ingest.pipeline import IngestConfig, ingest
-from cmrclip.ingest.store import StudyStore
-from cmrclip.synth import generate_cohort
 from cmrclip.train.distributed import ResumableSampler
 from cmrclip.train.pretrain import PretrainConfig, build_clip_model, build_datasets, pretrain
-
-
-def make_store(work: Path, studies: int) -> Path:
-    cohort, store = work / "cohort", work / "store"
-    if not (cohort / "reports.jsonl").is_file():
-        t = time.perf_counter()
-        generate_cohort(cohort, n_studies=studies, seed=0, matrix=64, phases=16, workers=2)
-        print(f"synth: {studies} studies in {time.perf_counter() - t:.0f} s")
-    if not (store / "manifest.sqlite").is_file() or len(StudyStore(store).manifest()) == 0:
-        t = time.perf_counter()
-        cfg = IngestConfig(salt="bench-salt", spacing_mm=2.0, crop_size=96, workers=2)
-        summary = ingest([cohort / "dicom"], store, cfg, reports=cohort / "reports.jsonl",
-                         labels=cohort / "ground_truth.csv")  # fmt: skip
-        print(f"ingest: {summary.line()} in {time.perf_counter() - t:.0f} s")
-    return store
 
 
 def loader_speed(cfg: PretrainConfig) -> None:
@@ -59,7 +43,7 @@ def main() -> None:
     parser.add_argument("--skip-loader", action="store_true", help="do not time the loader")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    store = make_store(args.work, args.studies)
+    store = make_store(args.work, args.studies, matrix=64, workers=2)
     base = [f"store_root={store.resolve()}", *args.set]
     if not args.skip_loader:
         loader_speed(load_config(PretrainConfig, None, base, defaults="pretrain.yaml"))

@@ -89,3 +89,15 @@ def tiny_store(tiny_cohort, tmp_path_factory) -> Path:
     ingest([tiny_cohort / "dicom"], root, IngestConfig(salt="test-salt", workers=1),
            reports=tiny_cohort / "reports.jsonl", labels=tiny_cohort / "ground_truth.csv")  # fmt: skip
     return root
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def chromium_options() -> dict[str, object]:
+    """Playwright launch options for Debian's headless Chromium (``.ci/run`` installs it); fails if it is missing."""
+    if not CHROMIUM.is_file():
+        pytest.fail("Chromium is not installed: apt-get install -y chromium")
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    args += ["--disable-component-update", "--disable-sync", "--no-first-run"]
+    return {"executable_path": str(CHROMIUM), "args": args}

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import base64
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from cmrclip.conftest import chromium_options
 from cmrclip.errors import DataError
 from cmrclip.evaluate.report import ReportImage, ReportSection, build_html_report
 
@@ -14,16 +14,6 @@ from cmrclip.evaluate.report import ReportImage, ReportSection, build_html_repor
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAIAAAABCAIAAAB7QOjdAAAAEElEQVR4nGP4z8DAwMDAAAAGAQH/t4lWVQAAAABJRU5ErkJggg=="
 )
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def test_report_is_self_contained_and_escaped(tmp_path):
@@ -55,11 +45,9 @@ def test_report_bad_images(tmp_path):
 def open_in_chromium(path: Path) -> tuple[list[str], list[int]]:
     """Open an HTML file in headless Chromium; return console errors/page errors and every image's naturalWidth."""
     sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.fail("Chromium is not installed: apt-get install -y chromium")
     errors: list[str] = []
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(**chromium_options())
         try:
             page = browser.new_page()
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

@@ -12,18 +12,9 @@ from pathlib import Path
 import pytest
 import uvicorn
 
+from cmrclip.conftest import chromium_options
 from cmrclip.serve.api import create_app
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # set CMRCLIP_VIEWER_SCREENSHOT=docs/images/viewer.png to refresh the README's picture
 SCREENSHOT = os.environ.get("CMRCLIP_VIEWER_SCREENSHOT")
 
@@ -71,14 +62,13 @@ def synthetic_study(tiny_cohort, tmp_path_factory) -> tuple[Path, str]:
 def test_viewer_shows_a_synthetic_study_with_overlays(server, synthetic_study, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    assert CHROMIUM.is_file(), "install Debian's chromium: apt-get install -y chromium"
     url, work_root = server
     study, accession = synthetic_study
     with zipfile.ZipFile(study) as zf:
         assert len(zf.namelist()) > 20 and all(n.endswith(".dcm") for n in zf.namelist())
     problems: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = p.chromium.launch(**chromium_options())
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(str(e)))
