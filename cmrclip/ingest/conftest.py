@@ -11,6 +11,8 @@ import pytest
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from cmrclip.ingest.scan import FileRef, Header
+
 MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 LONG_AXIS = np.array([0.6, -0.5, -0.6]) / np.linalg.norm([0.6, -0.5, -0.6])  # base -> apex, LPS
 ROTATION = {"4CH": 63.0, "2CH": 148.0, "3CH": 168.0}  # near configs/views.yaml
@@ -147,3 +149,33 @@ def truth_view(site, description: str) -> str:
 def cine_factory():
     """The :func:`write_cine_study` helper, for tests that need their own DICOM studies."""
     return write_cine_study
+
+
+def header(name, pos, t, inst, orientation=(1, 0, 0, 0, 1, 0), sop=None, rows=8) -> Header:
+    """A parsed header of one 8x8 cine image (for unit tests that need no file)."""
+    return Header(
+        ref=FileRef(name, None),  # type: ignore[arg-type]
+        study_uid="1.2",
+        accession="A1",
+        patient_id="P1",
+        patient_name="X^Y",
+        birth_date="",
+        institution="",
+        series_uid="1.2.3",
+        series_description="",
+        series_number=1,
+        sop_uid=sop or name,
+        instance_number=inst,
+        rows=rows,
+        cols=8,
+        n_frames=1,
+        position=pos,
+        orientation=tuple(float(x) for x in orientation),
+        pixel_spacing=(1.5, 1.5),
+        spacing_source="PixelSpacing",
+        slice_thickness=8.0,
+        trigger_time=t,
+        frame_time=None,
+        image_type=("ORIGINAL",),
+        modality="MR",
+    )

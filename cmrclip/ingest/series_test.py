@@ -7,38 +7,18 @@ import dataclasses
 import pydicom
 import pytest
 
-from cmrclip.ingest.conftest import DESCRIPTIONS
+from cmrclip.ingest.conftest import DESCRIPTIONS, header
 from cmrclip.ingest.deid import hash_key
 from cmrclip.ingest.pipeline import IngestConfig, ingest
 from cmrclip.ingest.scan import FileRef, Header, read_header
 from cmrclip.ingest.series import cine_skip_reason
 from cmrclip.ingest.store import StudyStore
 
-BASE = Header(
-    ref=FileRef("x.dcm", None),  # type: ignore[arg-type]
-    study_uid="1.2",
-    accession="A1",
-    patient_id="P1",
+BASE = dataclasses.replace(
+    header("x.dcm", (0.0, 0.0, 0.0), 0.0, 1, sop=""),
     patient_name="",
-    birth_date="",
-    institution="",
-    series_uid="1.2.3",
-    series_description="",
     series_number=3,
-    sop_uid="",
-    instance_number=1,
-    rows=8,
-    cols=8,
-    n_frames=1,
-    position=(0.0, 0.0, 0.0),
-    orientation=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0),
-    pixel_spacing=(1.5, 1.5),
-    spacing_source="PixelSpacing",
-    slice_thickness=8.0,
-    trigger_time=0.0,
-    frame_time=None,
     image_type=("ORIGINAL", "PRIMARY"),
-    modality="MR",
     sequence_name="",
     scanning_sequence=("GR",),
 )

@@ -12,44 +12,15 @@ import numpy as np
 import pytest
 
 from cmrclip.errors import ConfigError
-from cmrclip.ingest.conftest import LONG_AXIS, lax_orientation, sax_frame
+from cmrclip.ingest.conftest import LONG_AXIS, header, lax_orientation, sax_frame
 from cmrclip.ingest.deid import hash_key, redact
 from cmrclip.ingest.faults import Fault, loses_data, read_faults
 from cmrclip.ingest.geometry import order_cine
 from cmrclip.ingest.pipeline import _remove_stale_temps
 from cmrclip.ingest.preprocess import heart_centre, patient_to_pixel, resample_crop, window_uint8
-from cmrclip.ingest.scan import FileRef, Header, expand_sources, read_header, read_pixels
+from cmrclip.ingest.scan import Header, expand_sources, read_header, read_pixels
 from cmrclip.ingest.store import StudyStore
 from cmrclip.ingest.views import SeriesPlane, identify_views, load_view_rules, view_from_description
-
-
-def header(name, pos, t, inst, orientation=(1, 0, 0, 0, 1, 0), sop=None, rows=8) -> Header:
-    return Header(
-        ref=FileRef(name, None),  # type: ignore[arg-type]
-        study_uid="1.2",
-        accession="A1",
-        patient_id="P1",
-        patient_name="X^Y",
-        birth_date="",
-        institution="",
-        series_uid="1.2.3",
-        series_description="",
-        series_number=1,
-        sop_uid=sop or name,
-        instance_number=inst,
-        rows=rows,
-        cols=8,
-        n_frames=1,
-        position=pos,
-        orientation=tuple(float(x) for x in orientation),
-        pixel_spacing=(1.5, 1.5),
-        spacing_source="PixelSpacing",
-        slice_thickness=8.0,
-        trigger_time=t,
-        frame_time=None,
-        image_type=("ORIGINAL",),
-        modality="MR",
-    )
 
 
 def test_order_by_geometry_not_names_or_instance_numbers():
