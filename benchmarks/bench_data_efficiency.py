@@ -4,8 +4,10 @@ Usage (from the repository root; cohort, store, pretraining and finished grid ce
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_data_efficiency.py --work runs/bench_de --studies 200
 
-Prints the grid's test metrics (mean over seeds, per init and label fraction), then the zero-shot numbers beside a
-random video tower's. The table and plots are in WORK/grid/.
+``--pretrain DIR`` reuses a finished ``cmrclip pretrain`` folder; ``--prompt-prior`` starts every init's condition
+logits from the zero-shot prompt classifier of that pretraining's text tower (``head.prompt_prior``); ``--mode
+linear`` keeps the projection frozen too. The grid goes to WORK/grid[_prior][_linear]. Prints the grid's test
+metrics (mean over seeds, per init and label fraction), then the zero-shot numbers beside a random video tower's.
 """
 
 from __future__ import annotations
@@ -27,8 +29,7 @@ from cmrclip.train.experiment import ExperimentConfig, run_experiment
 from cmrclip.train.pretrain import PretrainConfig, pretrain
 
 
-def make_encoder(work: Path, store: Path, steps: int) -> Path:
-    out = work / "pretrain"
+def make_encoder(out: Path, store: Path, steps: int) -> Path:
     if not (out / "encoder.pt").is_file():
         t = time.perf_counter()
         cfg = load_config(PretrainConfig, None, [f"store_root={store.resolve()}", f"train.steps={steps}"],
@@ -38,15 +39,25 @@ def make_encoder(work: Path, store: Path, steps: int) -> Path:
     return out
 
 
-def run_grid(work: Path, store: Path, encoder: Path, seeds: int, epochs: int) -> None:
+def grid_name(args: argparse.Namespace) -> str:
+    """grid, grid_prior, grid_linear or grid_prior_linear."""
+    return "grid" + ("_prior" if args.prompt_prior else "") + ("" if args.mode == "finetune" else f"_{args.mode}")
+
+
+def run_grid(work: Path, store: Path, pre: Path, args: argparse.Namespace) -> None:
     overrides = [
-        f"out_dir={work / 'grid'}",
+        f"out_dir={work / grid_name(args)}",
         f"finetune.store_root={store.resolve()}",
-        f"finetune.epochs={epochs}",
-        f"inits=[{{name: pretrained, mode: finetune, encoder_path: {encoder.resolve()}}}, "
-        "{name: random, mode: finetune, random_init: true}]",
-        f"seeds={list(range(seeds))}",
+        f"finetune.epochs={args.epochs}",
+        f"finetune.test_share={args.test_share}",
+        f"inits=[{{name: pretrained, mode: {args.mode}, encoder_path: {(pre / 'encoder.pt').resolve()}}}, "
+        f"{{name: random, mode: {args.mode}, random_init: true}}]",
+        f"seeds={list(range(args.seeds))}",
     ]
+    if args.fractions:
+        overrides.append(f"fractions={args.fractions}")
+    if args.prompt_prior:
+        overrides += ["finetune.head.prompt_prior=true", f"finetune.clip_path={(pre / 'clip.pt').resolve()}"]
     cfg = load_config(ExperimentConfig, None, overrides, defaults="experiment.yaml")
     t = time.perf_counter()
     result = run_experiment(cfg, headline_scores)
@@ -59,8 +70,8 @@ def run_grid(work: Path, store: Path, encoder: Path, seeds: int, epochs: int) ->
         print(summary.round(3).to_string())
 
 
-def run_zero_shot(work: Path, store: Path) -> None:
-    cfg = ZeroshotConfig(store_root=str(store), clip_path=str(work / "pretrain" / "clip.pt"), out_dir=str(work / "zs"))
+def run_zero_shot(work: Path, store: Path, pre: Path) -> None:
+    cfg = ZeroshotConfig(store_root=str(store), clip_path=str(pre / "clip.pt"), out_dir=str(work / "zs"))
     result = run_zeroshot(cfg)
     visible = [c.key for c in load_conditions() if c.cine_visible]
     cols = ["lvef_pred", "lvef"] + [f"{k}{s}" for k in visible for s in ("", "_score")]
@@ -80,12 +91,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="pretraining steps")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--test-share", type=float, default=0.15, help="share of patients in the test split")
+    parser.add_argument("--fractions", default=None, help="label fractions, e.g. [0.05,0.1,1.0]")
+    parser.add_argument("--pretrain", type=Path, default=None, help="a finished pretraining folder to reuse")
+    parser.add_argument("--prompt-prior", action="store_true", help="condition logits start from the prompts")
+    parser.add_argument("--mode", choices=["linear", "finetune"], default="finetune", help="what trains (heads.py)")
+    parser.add_argument("--skip-zeroshot", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     store = make_store(args.work, args.studies)
-    pre = make_encoder(args.work, store, args.steps)
-    run_grid(args.work, store, pre / "encoder.pt", args.seeds, args.epochs)
-    run_zero_shot(args.work, store)
+    pre = args.pretrain or make_encoder(args.work / "pretrain", store, args.steps)
+    run_grid(args.work, store, pre, args)
+    if not args.skip_zeroshot:
+        run_zero_shot(args.work, store, pre)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Pretraining dataset over the study store: one clip and one text sample of its report per study per draw.
+"""Pretraining dataset over the study store: one clip (or ``k`` clips) and one text sample of its report per study.
 
 Randomness comes only from a generator seeded by ``(seed, epoch, index)``, so a sample does not depend on which
 worker reads it or on how many were read before: a run resumed mid-epoch draws the same clips. The report text
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cmrclip.data.sampling import sample_clip
+from cmrclip.data.sampling import sample_study_clips
 from cmrclip.data.transforms import Compose, RandTemporalJitter
 from cmrclip.errors import DataError
 from cmrclip.ingest.store import StudyStore
@@ -51,8 +51,9 @@ def studies_with_reports(manifest: pd.DataFrame) -> pd.DataFrame:
 class PretrainDataset(torch.utils.data.Dataset):
     """(clip, report text) pairs, one per study.
 
-    Items are dicts: ``video`` float32 ``[3, T, H, W]`` (after ``transform``), ``text`` str, ``study_key``,
-    ``patient_key``, ``index`` int, ``view`` str, ``slice_index`` int.
+    Items are dicts: ``video`` float32 ``[3, T, H, W]`` (after ``transform``; ``[k, 3, T, H, W]`` when
+    ``clips_per_study=k > 1``), ``text`` str, ``study_key``, ``patient_key``, ``index`` int, ``view`` str and
+    ``slice_index`` int (of the first clip).
     """
 
     def __init__(
@@ -67,6 +68,7 @@ class PretrainDataset(torch.utils.data.Dataset):
         allowed_views: Sequence[str] | None = None,
         temporal_jitter: RandTemporalJitter | None = None,
         drop_sax_ends: bool = True,
+        clips_per_study: int = 1,
     ) -> None:
         """Set up the dataset (nothing is opened until the first item is read).
 
@@ -81,6 +83,8 @@ class PretrainDataset(torch.utils.data.Dataset):
             allowed_views: restrict clips to these views.
             temporal_jitter: optional per-frame index jitter (training only).
             drop_sax_ends: skip the first and last SAX slice when there are more than 5.
+            clips_per_study: clips per draw (:func:`~cmrclip.data.sampling.sample_study_clips`: distinct views
+                first, then more SAX slices), stacked so that the model can embed the study from all of them.
         """
         self.store_root = Path(store_root)
         self.keys = studies["study_key"].astype(str).tolist()
@@ -89,6 +93,7 @@ class PretrainDataset(torch.utils.data.Dataset):
         self.transform, self.text_sampler = transform, text_sampler
         self.n_frames, self.seed, self.train = n_frames, seed, train
         self.allowed_views, self.drop_sax_ends = allowed_views, drop_sax_ends
+        self.clips_per_study = int(clips_per_study)
         self.temporal_jitter = temporal_jitter if train else None
         self.epoch = 0
         self._store: StudyStore | None = None
@@ -126,16 +131,19 @@ class PretrainDataset(torch.utils.data.Dataset):
         rng = self.rng_for(index)
         key = self.keys[index]
         with self.store.open(key) as study:
-            spec = sample_clip(
-                study.views, rng, self.n_frames, self.allowed_views, random_phase=self.train,
+            specs = sample_study_clips(
+                study.views, rng, self.clips_per_study, self.n_frames, self.allowed_views, random_phase=self.train,
                 drop_sax_ends=self.drop_sax_ends,
             )  # fmt: skip
-            frames = np.asarray(spec.frames)
-            if self.temporal_jitter is not None:
-                self.temporal_jitter.randomize(rng)
-                frames = self.temporal_jitter(frames, study.views[spec.view].n_frames)
-            clip = study.read_clip(spec.view, spec.slice_index, frames)
-        video = self.transform.apply(clip, rng)
+            clips = []
+            for spec in specs:
+                frames = np.asarray(spec.frames)
+                if self.temporal_jitter is not None:
+                    self.temporal_jitter.randomize(rng)
+                    frames = self.temporal_jitter(frames, study.views[spec.view].n_frames)
+                clips.append(study.read_clip(spec.view, spec.slice_index, frames))
+        videos = [self.transform.apply(clip, rng) for clip in clips]
+        video = videos[0] if self.clips_per_study == 1 else torch.stack(videos)
         text = self.text_sampler(self.reports[index], rng) if self.text_sampler else self.reports[index]
         return {
             "video": video,
@@ -143,6 +151,6 @@ class PretrainDataset(torch.utils.data.Dataset):
             "study_key": key,
             "patient_key": self.patients[index],
             "index": index,
-            "view": spec.view,
-            "slice_index": spec.slice_index,
+            "view": specs[0].view,
+            "slice_index": specs[0].slice_index,
         }

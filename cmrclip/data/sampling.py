@@ -22,6 +22,7 @@ __all__ = [
     "cycle_frame_indices",
     "legacy_slice_ranges",
     "sample_clip",
+    "sample_study_clips",
     "sax_slice_choices",
     "study_clips",
 ]
@@ -127,14 +128,57 @@ def sample_clip(
     """
     names = _ordered_views(views, allowed_views)
     view = names[int(rng.integers(len(names)))]
-    meta = views[view]
     slice_index = 0
     if view == "SAX":
-        choices = sax_slice_choices(meta.n_slices, drop_sax_ends)
+        choices = sax_slice_choices(views[view].n_slices, drop_sax_ends)
         slice_index = int(choices[int(rng.integers(len(choices)))])
+    return _clip_at(views[view], view, slice_index, rng, n_out, random_phase)
+
+
+def _clip_at(
+    meta: ViewShape, view: str, slice_index: int, rng: np.random.Generator, n_out: int, random_phase: bool
+) -> ClipSpec:
     offset = int(rng.integers(meta.n_frames)) if random_phase else 0
     frames = cycle_frame_indices(meta.n_frames, n_out, offset)
     return ClipSpec(view=view, slice_index=slice_index, frames=tuple(int(f) for f in frames))
+
+
+def sample_study_clips(
+    views: Mapping[str, ViewShape],
+    rng: np.random.Generator,
+    k: int,
+    n_out: int = 16,
+    allowed_views: Sequence[str] | None = None,
+    random_phase: bool = True,
+    drop_sax_ends: bool = True,
+) -> list[ClipSpec]:
+    """Draw ``k`` clips of one study that together show as much of it as they can.
+
+    Up to ``k`` distinct views are drawn at random (all of them when the study has at most ``k``); the remaining
+    clips are further SAX slices (distinct while there are enough, else repeats), or repeats of the drawn views when
+    the study has no SAX. Each clip has its own random phase offset. With ``k=1`` this is :func:`sample_clip`.
+
+    Raises:
+        DataError: if the study has no usable view or ``k < 1``.
+    """
+    if k < 1:
+        raise DataError(f"a study draw needs at least one clip, got k={k}")
+    if k == 1:
+        return [sample_clip(views, rng, n_out, allowed_views, random_phase, drop_sax_ends)]
+    names = _ordered_views(views, allowed_views)
+    picked = [names[i] for i in sorted(rng.permutation(len(names))[: min(k, len(names))])]
+    fill = ["SAX" if "SAX" in names else picked[i % len(picked)] for i in range(k - len(picked))]
+    chosen = picked + fill
+    sax_n = chosen.count("SAX")
+    sax_slices: list[int] = []
+    if sax_n:
+        choices = sax_slice_choices(views["SAX"].n_slices, drop_sax_ends)
+        sax_slices = [int(s) for s in rng.choice(choices, size=sax_n, replace=sax_n > len(choices))]
+    specs = []
+    for view in chosen:
+        slice_index = sax_slices.pop() if view == "SAX" else 0
+        specs.append(_clip_at(views[view], view, slice_index, rng, n_out, random_phase))
+    return specs
 
 
 def study_clips(

@@ -10,6 +10,7 @@ from cmrclip.data.sampling import (
     cycle_frame_indices,
     legacy_slice_ranges,
     sample_clip,
+    sample_study_clips,
     sax_slice_choices,
     study_clips,
 )
@@ -75,6 +76,28 @@ def test_sample_clip_fixed_phase_and_allowed_views():
     assert spec == ClipSpec("4CH", 0, tuple(cycle_frame_indices(30, 16).tolist()))
     with pytest.raises(DataError, match="no usable view"):
         sample_clip(VIEWS, np.random.default_rng(1), allowed_views=["3CH"])
+
+
+def test_sample_study_clips_covers_views_then_distinct_sax_slices():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        specs = sample_study_clips(VIEWS, rng, k=5)
+        assert len(specs) == 5
+        assert {s.view for s in specs} == {"SAX", "4CH", "2CH"}  # every view when k >= their number
+        sax = [s.slice_index for s in specs if s.view == "SAX"]
+        assert len(sax) == 3 and len(set(sax)) == 3 and all(1 <= i <= 8 for i in sax)
+        assert all(0 <= f < VIEWS[s.view].n_frames for s in specs for f in s.frames)
+    two = [tuple(s.view for s in sample_study_clips(VIEWS, rng, k=2)) for _ in range(200)]
+    assert all(len(set(v)) == 2 for v in two) and len(set(two)) == 3  # distinct views, every pair drawn
+    again = [sample_study_clips(VIEWS, np.random.default_rng(3), k=4) for _ in range(2)]
+    assert again[0] == again[1]
+
+
+def test_sample_study_clips_without_sax_repeats_views():
+    specs = sample_study_clips({"4CH": Meta(1, 30)}, np.random.default_rng(0), k=3, random_phase=False)
+    assert [s.view for s in specs] == ["4CH"] * 3
+    with pytest.raises(DataError, match="at least one clip"):
+        sample_study_clips(VIEWS, np.random.default_rng(0), k=0)
 
 
 def test_study_clips_enumerates_views_and_slices():

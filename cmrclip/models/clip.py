@@ -68,8 +68,16 @@ class ClipModel(nn.Module):
         self.logit_scale.clamp_(0.0, math.log(LOGIT_SCALE_MAX))
 
     def encode_video(self, x: Tensor, normalize: bool = True) -> Tensor:
-        """(B, 3, T, H, W) normalised clips -> (B, embed_dim)."""
-        return self.video.encode(x, normalize=normalize)
+        """(B, 3, T, H, W) normalised clips -> (B, embed_dim).
+
+        A batch of studies ``(B, K, 3, T, H, W)`` (K clips each) gives one embedding per study: the mean of its
+        clips' L2-normalised embeddings (as zero-shot and retrieval pool a study), normalised again by default.
+        """
+        if x.ndim != 6:
+            return self.video.encode(x, normalize=normalize)
+        b, k = x.shape[:2]
+        study = self.video.encode(x.flatten(0, 1), normalize=True).view(b, k, -1).mean(dim=1)
+        return F.normalize(study, dim=-1) if normalize else study
 
     def _text(self) -> TextEncoder:
         if self.text is None:

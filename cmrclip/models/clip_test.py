@@ -37,6 +37,17 @@ def test_forward_returns_normalised_pairs_and_scale():
     torch.testing.assert_close(model.encode_video(clips, normalize=False).norm(dim=-1) > 0, torch.ones(3, dtype=bool))
 
 
+def test_a_bag_of_clips_embeds_as_the_mean_of_its_clips():
+    model = _model().eval()
+    clips = _inputs()[0]
+    with torch.no_grad():
+        single = model.encode_video(clips)
+        bags = model.encode_video(torch.stack([clips, clips.flip(0)]))  # 2 studies x 3 clips
+    assert bags.shape == (2, 256)
+    torch.testing.assert_close(bags[0], torch.nn.functional.normalize(single.mean(0), dim=0), atol=1e-5, rtol=0)
+    torch.testing.assert_close(bags[0], bags[1], atol=1e-5, rtol=0)  # clip order does not matter
+
+
 def test_logit_scale_is_clamped_at_100():
     model = _model()
     with torch.no_grad():

@@ -31,6 +31,7 @@ __all__ = [
     "StudyOutput",
     "configure_trainable",
     "pos_weights",
+    "study_embedding",
     "study_loss",
 ]
 
@@ -57,6 +58,10 @@ class HeadConfig(StrictModel):
     dropout: float = 0.25
     per_target: bool = False
     """One pooling head and output per target (the original's one-model-per-label) instead of one shared head."""
+    prompt_prior: bool = False
+    """Add to each condition logit a linear layer on the study embedding (the mean of its clips' normalised
+    projections) that starts as the zero-shot prompt classifier (:func:`cmrclip.models.zeroshot.prompt_classifier`)
+    and trains with the head: with no labels the model is the zero-shot model; labels correct it."""
 
 
 class GatedAttentionMIL(nn.Module):
@@ -138,6 +143,11 @@ class StudyModel(nn.Module):
         head: the head config.
         targets: condition keys (and ``normal``), one logit each.
         regression: numeric targets (``lvef`` first if present), see :data:`REGRESSION_DEFAULTS`.
+        prompt_weights: ``[len(targets), E]`` initial weights of the prompt prior (``head.prompt_prior``); zeros
+            when omitted (a bundle's state dict then fills them).
+
+    Raises:
+        ConfigError: if there is no target, or the prompt weights do not match the targets and embedding width.
     """
 
     def __init__(
@@ -148,6 +158,7 @@ class StudyModel(nn.Module):
         head: HeadConfig,
         targets: Sequence[str],
         regression: Sequence[str] = ("lvef",),
+        prompt_weights: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -172,6 +183,7 @@ class StudyModel(nn.Module):
         scale = [REGRESSION_DEFAULTS.get(r, (0.0, 1.0))[1] for r in self.regression]
         self.register_buffer("reg_center", torch.tensor(center, dtype=torch.float32))
         self.register_buffer("reg_scale", torch.tensor(scale, dtype=torch.float32))
+        self.prompt_prior = _prompt_layer(head, embed_dim, len(self.targets), prompt_weights)
         self.frozen_encoder = False
 
     def set_regression_stats(self, center: Sequence[float], scale: Sequence[float]) -> None:
@@ -208,13 +220,41 @@ class StudyModel(nn.Module):
         raw = torch.cat([out(p) for out, (p, _) in zip(self.outputs, pooled, strict=True)], dim=-1)
         weights = torch.stack([w for _, w in pooled], dim=1)
         n_reg = len(self.regression)
+        logits = raw[:, n_reg:]
+        if self.prompt_prior is not None:
+            logits = logits + self.prompt_prior(study_embedding(emb, clip_mask))
         return StudyOutput(
             regression=self.reg_center + self.reg_scale * raw[:, :n_reg],
-            logits=raw[:, n_reg:],
+            logits=logits,
             attention=weights.mean(dim=1),
             attention_per_head=weights,
             embeddings=emb,
         )
+
+
+def study_embedding(emb: torch.Tensor, clip_mask: torch.Tensor) -> torch.Tensor:
+    """``[B, E]``: the normalised mean of the valid clips' normalised embeddings (as zero-shot pools a study)."""
+    unit = F.normalize(emb, dim=-1) * clip_mask.unsqueeze(-1)
+    return F.normalize(unit.sum(dim=1) / clip_mask.sum(dim=1, keepdim=True).clamp_min(1), dim=-1)
+
+
+def _prompt_layer(head: HeadConfig, embed_dim: int, n_targets: int, weights: torch.Tensor | None) -> nn.Linear | None:
+    if not head.prompt_prior:
+        return None
+    if n_targets == 0:
+        raise ConfigError("head.prompt_prior needs condition targets")
+    layer = nn.Linear(embed_dim, n_targets)
+    nn.init.zeros_(layer.bias)
+    if weights is None:
+        nn.init.zeros_(layer.weight)
+    elif tuple(weights.shape) != (n_targets, embed_dim):
+        raise ConfigError(
+            f"prompt weights of shape {tuple(weights.shape)} do not fit {n_targets} targets x {embed_dim}-d "
+            "embeddings; use the CLIP checkpoint the encoder was pretrained with"
+        )
+    else:
+        layer.weight.data.copy_(weights)
+    return layer
 
 
 def _out_dim(projection: nn.Module, feature_dim: int) -> int:
@@ -249,7 +289,10 @@ def configure_trainable(model: StudyModel, mode: Mode, lr: float, encoder_lr: fl
     model.encoder.requires_grad_(train_encoder)
     model.projection.requires_grad_(train_projection)
     model.frozen_encoder = not train_encoder
-    groups = [{"name": "head", "params": [*model.pools.parameters(), *model.outputs.parameters()], "lr": lr}]
+    head = [*model.pools.parameters(), *model.outputs.parameters()]
+    if model.prompt_prior is not None:
+        head += list(model.prompt_prior.parameters())
+    groups = [{"name": "head", "params": head, "lr": lr}]
     if train_projection:
         groups.append({"name": "projection", "params": list(model.projection.parameters()), "lr": lr})
     if train_encoder:

@@ -12,6 +12,7 @@ from cmrclip.models.heads import (
     StudyModel,
     configure_trainable,
     pos_weights,
+    study_embedding,
     study_loss,
 )
 
@@ -29,11 +30,21 @@ class TinyEncoder(nn.Module):
         return self.norm(self.conv(x).mean(dim=(2, 3, 4)))
 
 
-def _model(pooling="gated_attention", per_target=False, targets=("A", "B", "normal")):
+def _model(pooling="gated_attention", per_target=False, targets=("A", "B", "normal"), prompts=None):
     torch.manual_seed(0)
     enc = TinyEncoder()
-    head = HeadConfig(pooling=pooling, hidden=8, attention_dim=4, dropout=0.0, per_target=per_target)
-    return StudyModel(enc, enc.video_proj, feature_dim=4, head=head, targets=list(targets), regression=["lvef"])
+    head = HeadConfig(
+        pooling=pooling, hidden=8, attention_dim=4, dropout=0.0, per_target=per_target, prompt_prior=prompts is not None
+    )
+    return StudyModel(
+        enc,
+        enc.video_proj,
+        feature_dim=4,
+        head=head,
+        targets=list(targets),
+        regression=["lvef"],
+        prompt_weights=prompts,
+    )
 
 
 def _batch(b=3, n=4):
@@ -85,7 +96,8 @@ def test_output_shapes_and_lvef_starts_at_typical_value(pooling, per_target):
 @pytest.mark.parametrize("mode", ["linear", "finetune", "transfer", "scratch"])
 @pytest.mark.parametrize("per_target", [False, True])
 def test_every_trainable_parameter_changes_and_frozen_ones_do_not(mode, per_target):
-    model = _model(per_target=per_target)
+    prompts = torch.randn(3, 6) if per_target else None  # the prompt prior trains with the head
+    model = _model(per_target=per_target, prompts=prompts)
     groups = configure_trainable(model, mode, lr=1e-2, encoder_lr=1e-3)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -102,9 +114,26 @@ def test_every_trainable_parameter_changes_and_frozen_ones_do_not(mode, per_targ
     assert any(n.startswith("encoder.conv") for n in trainable) == expect_encoder
     assert any(n.startswith("projection") or "video_proj" in n for n in trainable) == expect_proj
     assert any(n.startswith("pools.") for n in trainable)
+    assert any(n.startswith("prompt_prior.") for n in trainable) == per_target
     if mode == "transfer":
         lrs = {g["name"]: g["lr"] for g in groups}
         assert lrs["encoder"] == 1e-3 and lrs["head"] == 1e-2
+
+
+def test_prompt_prior_starts_as_the_zero_shot_classifier():
+    prompts = torch.randn(3, 6)
+    model = _model(prompts=prompts).eval()
+    for out in model.outputs:  # silence the MIL head: what is left is the prior
+        nn.init.zeros_(out.weight)
+    b = _batch()
+    out = model(b["clip_mask"], clips=b["clips"])
+    study = study_embedding(out.embeddings, b["clip_mask"])
+    torch.testing.assert_close(out.logits, study @ prompts.T)
+    one = model(b["clip_mask"][2:, :1], clips=b["clips"][2:, :1])  # padding does not change a study's embedding
+    torch.testing.assert_close(one.logits, out.logits[2:])
+    torch.testing.assert_close(study.norm(dim=-1), torch.ones(3))
+    with pytest.raises(ConfigError, match=r"prompt weights of shape \(3, 5\)"):
+        _model(prompts=torch.zeros(3, 5))
 
 
 def test_unknown_mode_raises():

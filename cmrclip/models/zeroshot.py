@@ -50,6 +50,8 @@ __all__ = [
     "load_clip_model",
     "load_prompts",
     "lvef_estimates",
+    "prompt_classifier",
+    "prompt_weights",
     "retrieval_recall",
     "run_zeroshot",
 ]
@@ -130,15 +132,23 @@ def _set_embedding(text_fn: TextFn, prompts: Sequence[str]) -> torch.Tensor:
     return F.normalize(F.normalize(text_fn(list(prompts)), dim=-1).mean(0), dim=-1)
 
 
+def prompt_weights(text_fn: TextFn, prompts: PromptConfig, keys: Sequence[str], scale: float) -> torch.Tensor:
+    """``[K, E]`` linear weights ``scale * (pos_k - neg_k)`` of the prompt sets' embeddings.
+
+    The softmax over a study's scaled similarities to the two sets is ``sigmoid(w_k . v)``: zero-shot
+    classification is this linear layer on the study embedding ``v``.
+    """
+    sets = _prompt_sets(prompts, keys)
+    pos = torch.stack([_set_embedding(text_fn, sets[k].positive) for k in keys])
+    neg = torch.stack([_set_embedding(text_fn, sets[k].negative) for k in keys])
+    return scale * (pos - neg)
+
+
 def condition_scores(
     study_emb: torch.Tensor, text_fn: TextFn, prompts: PromptConfig, keys: Sequence[str], scale: float
 ) -> np.ndarray:
     """``[N, K]`` probabilities: softmax over the positive and negative prompt sets' scaled similarities."""
-    sets = _prompt_sets(prompts, keys)
-    pos = torch.stack([_set_embedding(text_fn, sets[k].positive) for k in keys])
-    neg = torch.stack([_set_embedding(text_fn, sets[k].negative) for k in keys])
-    logits = torch.stack([study_emb @ pos.T, study_emb @ neg.T], dim=-1) * scale
-    return logits.softmax(dim=-1)[..., 0].numpy()
+    return torch.sigmoid(study_emb @ prompt_weights(text_fn, prompts, keys, scale).T).numpy()
 
 
 def lvef_estimates(study_emb: torch.Tensor, text_fn: TextFn, lvef: LvefPrompts, scale: float) -> np.ndarray:
@@ -211,6 +221,26 @@ def _text_fn(clip: ClipModel, tokenizer: Any, batch: int = 64) -> TextFn:
         return torch.cat(out)
 
     return encode
+
+
+@torch.no_grad()
+def prompt_classifier(clip_path: Path, keys: Sequence[str], prompts_file: Path | None = None) -> torch.Tensor:
+    """``[K, E]`` zero-shot condition weights (:func:`prompt_weights`) of a CLIP checkpoint, for a study head.
+
+    Keys outside the taxonomy (the derived ``normal``) get a zero row: they start with no prior.
+
+    Raises:
+        CheckpointError: if the CLIP checkpoint cannot be loaded.
+        ConfigError, LabelError: for a bad prompts file.
+    """
+    clip, tokenizer = load_clip_model(Path(clip_path))
+    prompts = load_prompts(Path(prompts_file) if prompts_file else None)
+    known = [k for k in keys if k in set(condition_keys())]
+    weights = torch.zeros(len(keys), clip.embed_dim)
+    if known:
+        rows = prompt_weights(_text_fn(clip, tokenizer), prompts, known, float(clip.scale()))
+        weights[[list(keys).index(k) for k in known]] = rows.float()
+    return weights
 
 
 class ZeroshotConfig(StrictModel):

@@ -6,22 +6,27 @@ import torch
 import torch.nn.functional as F
 
 from cmrclip.conditions import condition_keys
-from cmrclip.errors import CheckpointError, LabelError
-from cmrclip.models.bundle import encoder_payload
+from cmrclip.errors import CheckpointError, ConfigError, LabelError
+from cmrclip.models.bundle import encoder_payload, load_bundle
 from cmrclip.models.clip import ClipModel
+from cmrclip.models.convert import save_video_encoder
 from cmrclip.models.registry import build_video_encoder
 from cmrclip.models.text import TextConfig, TextEncoder, minilm_dir
 from cmrclip.models.zeroshot import (
     CLIP_FORMAT,
     LvefPrompts,
     ZeroshotConfig,
+    _text_fn,
     condition_scores,
+    load_clip_model,
     load_prompts,
     lvef_estimates,
+    prompt_classifier,
     retrieval_recall,
     run_zeroshot,
 )
-from cmrclip.train.finetune_test import make_toy_store
+from cmrclip.train.finetune import FinetuneConfig, run_finetune
+from cmrclip.train.finetune_test import HCM, make_toy_store
 
 
 def test_retrieval_recall_counts_the_true_pair_rank():
@@ -96,3 +101,30 @@ def test_run_zeroshot_scores_every_study_with_a_random_baseline(clip_file, tmp_p
     assert (tmp_path / "predictions_zeroshot.csv").is_file()
     with pytest.raises(CheckpointError, match="no CLIP checkpoint"):
         run_zeroshot(cfg.model_copy(update={"clip_path": str(tmp_path / "missing.pt")}))
+
+
+def test_prompt_classifier_is_zero_shot_as_a_linear_layer(clip_file):
+    weights = prompt_classifier(clip_file / "clip.pt", [HCM, "normal"])
+    assert weights.shape == (2, 32) and not weights[1].any()  # no prior for the derived target
+    clip, tokenizer = load_clip_model(clip_file / "clip.pt")
+    study = F.normalize(torch.randn(5, 32, generator=torch.Generator().manual_seed(0)), dim=-1)
+    expected = condition_scores(study, _text_fn(clip, tokenizer), load_prompts(), [HCM], float(clip.scale().detach()))
+    np.testing.assert_allclose(torch.sigmoid(study @ weights[0]).numpy(), expected[:, 0], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_finetune_with_a_prompt_prior_reloads_from_its_bundle(clip_file, tmp_path):
+    clip, _ = load_clip_model(clip_file / "clip.pt")
+    save_video_encoder(clip.video, tmp_path / "encoder.pt")
+    cfg = FinetuneConfig(
+        store_root=str(clip_file / "store"), out_dir=str(tmp_path / "run"), encoder_path=str(tmp_path / "encoder.pt"),
+        targets=[HCM], epochs=2, batch_size=4, val_share=0.25, test_share=0.25,
+        head={"hidden": 16, "attention_dim": 8, "prompt_prior": True},
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="prompt_prior needs clip_path"):
+        run_finetune(cfg)
+    result = run_finetune(cfg.model_copy(update={"clip_path": str(clip_file / "clip.pt")}))
+    trained = load_bundle(result.bundle).model.prompt_prior.weight.detach()
+    start = prompt_classifier(clip_file / "clip.pt", [HCM, "normal"])
+    assert trained[1].any() and not torch.equal(trained[0], start[0])  # trained from the prior, saved, reloaded
+    assert F.cosine_similarity(trained[0], start[0], dim=0) > 0.5  # ... and still close to it after two epochs

@@ -36,6 +36,7 @@ from cmrclip.models.convert import load_video_encoder
 from cmrclip.models.heads import HeadConfig, Mode, StudyModel, configure_trainable, pos_weights, study_loss
 from cmrclip.models.normalize import normalize
 from cmrclip.models.registry import build_video_encoder
+from cmrclip.models.zeroshot import prompt_classifier
 from cmrclip.progress import ProgressFn, null_progress
 from cmrclip.train.optim import OptimConfig, build_scheduler, check_optimizer_covers
 
@@ -51,6 +52,11 @@ class FinetuneConfig(StrictModel):
     out_dir: str = "runs/finetune"
     encoder_path: str | None = None
     """Initial encoder (``cmrclip pretrain``'s ``encoder.pt``, or any checkpoint ``load_video_encoder`` reads)."""
+    clip_path: str | None = None
+    """The CLIP checkpoint (``cmrclip pretrain``'s ``clip.pt``) whose text tower embeds the prompts of
+    ``head.prompt_prior``; the same for every init of a grid, so that only the video tower differs."""
+    prompts_file: str | None = None
+    """Prompts for ``head.prompt_prior`` (default: the packaged ``prompts.yaml``)."""
     model: str = "tiny"
     """Video preset used when ``mode: scratch`` (random init)."""
     mode: Mode = "finetune"
@@ -157,7 +163,13 @@ def load_encoder(cfg: FinetuneConfig) -> nn.Module:
 
 def _build_model(cfg: FinetuneConfig, targets: Sequence[str]) -> StudyModel:
     encoder = load_encoder(cfg)
-    return StudyModel(encoder, encoder.video_proj, encoder.out_dim, cfg.head, targets, cfg.regression)
+    prior = None
+    if cfg.head.prompt_prior:
+        if not cfg.clip_path:
+            raise ConfigError("head.prompt_prior needs clip_path (the clip.pt written by `cmrclip pretrain`)")
+        prompts = Path(cfg.prompts_file) if cfg.prompts_file else None
+        prior = prompt_classifier(Path(cfg.clip_path), targets, prompts)
+    return StudyModel(encoder, encoder.video_proj, encoder.out_dim, cfg.head, targets, cfg.regression, prior)
 
 
 def _cache(

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
 from cmrclip.config import StrictModel, save_config
@@ -70,6 +71,9 @@ class DataSection(StrictModel):
     size: tuple[int, int] | None = None  # clip rows, cols; None: the video preset's input size
     views: list[str] | None = None
     drop_sax_ends: bool = True
+    clips_per_study: int = Field(1, ge=1)
+    """Clips drawn per study per step (distinct views first, then more SAX slices); the study's embedding is the
+    mean of theirs, in training and in the held-out retrieval. 1: one random clip, as the original."""
     num_workers: int = 1
     augment: AugmentConfig = AugmentConfig()
     text_sampler: TextSamplerConfig | None = TextSamplerConfig()  # None: the whole report, always
@@ -188,7 +192,13 @@ def build_datasets(cfg: PretrainConfig, clip: ClipModel) -> tuple[PretrainDatase
         logger.warning("data.shuffle_reports: training reports are paired with other studies (control run)")
     size = tuple(cfg.data.size or clip.video.config.input_size[1:])
     d = cfg.data
-    common = {"n_frames": d.n_frames, "seed": cfg.seed, "allowed_views": d.views, "drop_sax_ends": d.drop_sax_ends}
+    common = {
+        "n_frames": d.n_frames,
+        "seed": cfg.seed,
+        "allowed_views": d.views,
+        "drop_sax_ends": d.drop_sax_ends,
+        "clips_per_study": d.clips_per_study,
+    }
     train_text, held_text = _text_samplers(cfg)
     jitter = RandTemporalJitter(d.augment.temporal_jitter_frames, prob=d.augment.temporal_jitter_prob)
     train_tf = build_clip_transform(size, d.augment, normalize=normalize_unit)
@@ -261,7 +271,7 @@ def _optimizer_step(run: _Run) -> None:
 
 @torch.no_grad()
 def evaluate_retrieval(run: _Run) -> dict[str, float]:
-    """Recall@1/5/10 (both directions) over the held-out studies: one fixed clip and text sample each."""
+    """Recall@1/5/10 (both directions) over the held-out studies: fixed clip(s) and text sample each."""
     clip, was_training = run.clip, run.clip.training
     clip.eval()
     loader = make_loader(run.held_ds, run.cfg.train.eval_batch_size, num_workers=0, drop_last=False)
@@ -299,6 +309,10 @@ def _checkpoint(run: _Run) -> None:
         save_training_state(path, run.task, run.optimizer, run.scheduler, sampler, run.state, run.cfg.model_dump())
 
 
+def _clips_per_batch(cfg: PretrainConfig) -> int:
+    return cfg.train.batch_size * cfg.data.clips_per_study
+
+
 def _end_epoch(run: _Run, seconds: float) -> dict[str, Any]:
     extra = run.state.extra
     record = {
@@ -308,7 +322,7 @@ def _end_epoch(run: _Run, seconds: float) -> dict[str, Any]:
         "temperature": float(1.0 / run.clip.scale().detach()),
         "lr": run.scheduler.get_last_lr()[0],
         "seconds": round(seconds, 2),
-        "clips_per_s": round(extra.get("loss_n", 0) * run.cfg.train.batch_size / seconds, 2) if seconds else None,
+        "clips_per_s": round(extra.get("loss_n", 0) * _clips_per_batch(run.cfg) / seconds, 2) if seconds else None,
     }
     if run.env.is_main:
         record.update(evaluate_retrieval(run))
@@ -414,5 +428,5 @@ def pretrain(
     if env.distributed:
         cleanup()
     elapsed = time.perf_counter() - started
-    clips = (run.state.step - clips_at_start) * cfg.train.batch_size * cfg.train.accum_steps * env.world_size
+    clips = (run.state.step - clips_at_start) * _clips_per_batch(cfg) * cfg.train.accum_steps * env.world_size
     return PretrainResult(out_dir, run.state.step, record, clips / elapsed if elapsed > 0 else float("nan"))
