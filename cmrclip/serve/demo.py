@@ -123,12 +123,11 @@ def _pretrain_config(store: Path, scale: DemoScale, cfg: DemoConfig) -> Pretrain
 
 def _experiment_config(out: Path, store: Path, encoder: Path, scale: DemoScale, cfg: DemoConfig) -> ExperimentConfig:
     base = load_config(FinetuneConfig, None, [], defaults="finetune.yaml")
-    finetune = base.model_copy(
-        update={"store_root": str(store), "epochs": scale.finetune_epochs, "seed": cfg.seed, "split_seed": cfg.seed}
-    )
-    inits = (
-        InitSpec(name="pretrained", mode="finetune", encoder_path=str(encoder)),
-        InitSpec(name="random", mode="finetune", random_init=True),
+    update = {"store_root": str(store), "epochs": scale.finetune_epochs, "seed": cfg.seed, "split_seed": cfg.seed}
+    finetune = base.model_copy(update=update | {"clip_path": str(encoder.parent / "clip.pt")})
+    inits = (  # frozen encoders (linear probes); the pretrained one starts its condition logits from the prompts
+        InitSpec(name="pretrained", mode="linear", encoder_path=str(encoder), prompt_prior=True),
+        InitSpec(name="random", mode="linear", random_init=True, prompt_prior=False),
     )
     return ExperimentConfig(
         out_dir=str(out), finetune=finetune, inits=inits, fractions=scale.fractions, seeds=scale.seeds

@@ -45,6 +45,9 @@ class InitSpec(StrictModel):
     encoder_path: str | None = None
     random_init: bool = False
     """Use a seeded random encoder with the architecture of the grid's first checkpoint (or ``finetune.model``)."""
+    prompt_prior: bool | None = None
+    """Override ``finetune.head.prompt_prior`` for this init (the prior needs a video tower aligned with the text
+    tower of ``finetune.clip_path``; for a random encoder it is noise)."""
 
 
 class ExperimentConfig(StrictModel):
@@ -95,6 +98,8 @@ def _cell_config(cfg: ExperimentConfig, init: InitSpec, fraction: float, seed: i
         "seed": seed,
         "out_dir": str(out),
     }
+    if init.prompt_prior is not None:
+        update["head"] = cfg.finetune.head.model_dump() | {"prompt_prior": init.prompt_prior}
     return FinetuneConfig.model_validate(cfg.finetune.model_dump() | update)
 
 

@@ -8,7 +8,7 @@ import pytest
 from cmrclip.errors import ConfigError
 from cmrclip.models.convert import save_video_encoder
 from cmrclip.models.registry import build_video_encoder
-from cmrclip.train.experiment import ExperimentConfig, cell_dir, run_experiment
+from cmrclip.train.experiment import ExperimentConfig, _cell_config, cell_dir, run_experiment
 from cmrclip.train.finetune_test import HCM, make_toy_store
 
 
@@ -72,3 +72,11 @@ def test_bad_grids_raise(grid):
         run_experiment(_cfg(store, root, seeds=[]), _score)
     with pytest.raises(ConfigError, match="repeat"):
         run_experiment(_cfg(store, root, inits=[{"name": "a"}, {"name": "a"}]), _score)
+
+
+def test_an_init_can_override_the_prompt_prior(grid):
+    store, root = grid
+    cfg = _cfg(store, root, inits=[{"name": "p", "prompt_prior": True}, {"name": "q"}])
+    with_prior, without = (_cell_config(cfg, init, 1.0, 0, root / "x") for init in cfg.inits)
+    assert with_prior.head.prompt_prior and not without.head.prompt_prior
+    assert with_prior.head.hidden == without.head.hidden == 8  # the rest of the shared head is kept
