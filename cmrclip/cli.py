@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 
@@ -312,12 +312,15 @@ def embed(
     colour_by: Annotated[str | None, typer.Option("--color-by", help="Manifest column for the PCA picture.")] = None,
     split: Annotated[str | None, typer.Option("--split", help="Only studies of this split.")] = None,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    pool: Annotated[
+        Literal["mean", "mil"], typer.Option("--pool", help="Study embedding: mean of clips, or MIL (model.pt).")
+    ] = "mean",
 ) -> None:
-    """One embedding per clip and per study (mean) to OUT/embeddings.npz, optionally a PCA picture."""
+    """One embedding per clip and per study (mean or MIL-pooled) to OUT/embeddings.npz, optionally a PCA picture."""
     from cmrclip.train.embed import embed_store
 
     with progress_bar() as progress:
-        res = embed_store(checkpoint, store, out, colour_by, split, device=device, progress=progress)
+        res = embed_store(checkpoint, store, out, colour_by, split, device=device, progress=progress, pool=pool)
     done(f"embed: {res.n_studies} studies, {res.n_clips} clips -> {res.npz}")
 
 

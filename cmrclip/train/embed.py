@@ -1,8 +1,9 @@
 """Embeddings of clips and studies, retrieval recall, and a 2-D picture of the embedding space.
 
 ``embed_store`` writes one embedding per clip (every long-axis view and SAX slice, phase offset 0) and one per study
-(the mean of its clips, L2-normalised) to an NPZ file; the picture is a PCA projection (numpy SVD, no extra
-dependency) coloured by a manifest column.
+to an NPZ file: the mean of its clips (any checkpoint), or their MIL-attention-weighted sum (a study model's
+``model.pt``: the pooling its head learned). The picture is a PCA projection (numpy SVD, no extra dependency)
+coloured by a manifest column.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -28,9 +30,12 @@ from cmrclip.progress import ProgressFn, null_progress
 __all__ = [
     "EmbedResult",
     "EmbeddingTable",
+    "StudyPool",
     "embed_store",
     "embed_studies",
     "load_encoder_any",
+    "mean_pool",
+    "mil_pool",
     "pca_2d",
     "plot_embedding",
     "write_embeddings",
@@ -49,7 +54,7 @@ class EmbeddingTable:
         clip_slice: (M,) slice index of each clip.
         clip: (M, D) float32 clip embeddings (L2-normalised).
         study_key: (S,) study keys.
-        study: (S, D) float32 study embeddings (mean of the study's clips, L2-normalised).
+        study: (S, D) float32 study embeddings (pooled clips, L2-normalised).
     """
 
     clip_study: np.ndarray
@@ -58,6 +63,32 @@ class EmbeddingTable:
     clip: np.ndarray
     study_key: np.ndarray
     study: np.ndarray
+
+
+StudyPool = Callable[[Tensor], tuple[Tensor, Tensor]]
+"""``pool(outputs [N, ...]) -> (clip embeddings [N, D], study embedding [D])`` for one study's ``encode`` outputs."""
+
+
+def mean_pool(outputs: Tensor) -> tuple[Tensor, Tensor]:
+    """Clip embeddings L2-normalised; the study is their normalised mean."""
+    clips = F.normalize(outputs.float(), dim=-1)
+    return clips, F.normalize(clips.mean(0), dim=-1)
+
+
+def mil_pool(model: nn.Module) -> StudyPool:
+    """Pool encoder features with a study model's head: its projected clip embeddings, attention-weighted.
+
+    ``model`` is a :class:`~cmrclip.models.heads.StudyModel`; use it with ``encode=model.encoder.features``. The
+    study embedding is the one ``cmrclip predict``/``serve`` report (weights of the MIL attention, normalised).
+    """
+
+    def pool(features: Tensor) -> tuple[Tensor, Tensor]:
+        mask = torch.ones(1, len(features), dtype=torch.bool, device=features.device)
+        out = model(mask, features=features[None])
+        study = (out.attention[0, :, None] * out.embeddings[0]).sum(dim=0)
+        return F.normalize(out.embeddings[0].float(), dim=-1), F.normalize(study.float(), dim=-1)
+
+    return pool
 
 
 def _clip_batches(
@@ -91,8 +122,9 @@ def embed_studies(
     device: torch.device | str = "cpu",
     progress: ProgressFn = null_progress,
     legacy: bool = False,
+    pool: StudyPool = mean_pool,
 ) -> EmbeddingTable:
-    """Embed every clip of each study and average them per study.
+    """Embed every clip of each study and pool them per study.
 
     Args:
         encode: ``(B, 3, T, H, W) -> (B, D)`` (e.g. ``encoder.encode``); called in no-grad mode.
@@ -104,6 +136,7 @@ def embed_studies(
         device: where ``encode`` runs.
         progress: called as ``progress("embed", done, total)``.
         legacy: feed raw intensities (the window's inverse) for encoders with ``legacy`` normalisation.
+        pool: one study's ``encode`` outputs -> clip and study embeddings (:func:`mean_pool`, :func:`mil_pool`).
 
     Raises:
         DataError: if no study key is given.
@@ -114,13 +147,13 @@ def embed_studies(
     rows: list[tuple[str, str, int]] = []
     clip_parts, study_parts = [], []
     for i, key in enumerate(study_keys):
-        embs = []
+        outputs = []
         for specs, batch in _clip_batches(store, key, transform, n_frames, batch_size, legacy):
-            embs.append(F.normalize(encode(batch.to(device)).float(), dim=-1).cpu())
+            outputs.append(encode(batch.to(device)))
             rows += [(key, view, idx) for view, idx in specs]
-        clips = torch.cat(embs)
-        clip_parts.append(clips)
-        study_parts.append(F.normalize(clips.mean(0, keepdim=True), dim=-1))
+        clips, study = pool(torch.cat(outputs))
+        clip_parts.append(clips.cpu())
+        study_parts.append(study.cpu()[None])
         progress("embed", i + 1, len(study_keys))
     return EmbeddingTable(
         clip_study=np.array([r[0] for r in rows]),
@@ -197,6 +230,20 @@ def load_encoder_any(path: Path) -> nn.Module:
     return load_video_encoder(path)
 
 
+def _study_model(path: Path) -> nn.Module:
+    """The study model of a ``model.pt`` bundle, in eval mode.
+
+    Raises:
+        CheckpointError: if ``path`` is not a study-model bundle.
+    """
+    from cmrclip.models.bundle import load_bundle
+
+    try:
+        return load_bundle(Path(path)).model.eval()
+    except CheckpointError as exc:
+        raise CheckpointError(f"MIL pooling needs a study model (model.pt of `cmrclip finetune`): {exc}") from exc
+
+
 @dataclass(frozen=True)
 class EmbedResult:
     """Files written by :func:`embed_store` and what they hold."""
@@ -216,11 +263,13 @@ def embed_store(
     batch_size: int = 16,
     device: str = "cpu",
     progress: ProgressFn = null_progress,
+    pool: Literal["mean", "mil"] = "mean",
 ) -> EmbedResult:
     """Embed every study of a store with a checkpoint's video tower; write ``embeddings.npz`` (and a PNG).
 
     Args:
-        checkpoint: encoder, CLIP or study-model checkpoint (see :func:`load_encoder_any`).
+        checkpoint: encoder, CLIP or study-model checkpoint (see :func:`load_encoder_any`); ``pool="mil"`` needs a
+            study model (``model.pt`` of ``cmrclip finetune``).
         store_root: the study store.
         out_dir: output folder.
         colour_by: a manifest column; if given, ``embeddings_pca.png`` shows study embeddings coloured by it.
@@ -228,13 +277,20 @@ def embed_store(
         batch_size: clips per forward pass.
         device: ``"cpu"`` or ``"cuda"``.
         progress: called as ``progress("embed", done, total)``.
+        pool: study embedding = mean of the clips, or the study model's MIL attention pooling.
 
     Raises:
         DataError: if the column is unknown or no study is selected.
+        CheckpointError: if ``pool="mil"`` is given a checkpoint without a study head.
     """
     from cmrclip.models.normalize import normalize
 
-    encoder = load_encoder_any(checkpoint).to(device)
+    if pool == "mil":
+        model = _study_model(checkpoint).to(device)
+        encoder, encode, pooling = model.encoder, model.encoder.features, mil_pool(model)
+    else:
+        encoder = load_encoder_any(checkpoint).to(device)
+        encode, pooling = encoder.encode, mean_pool
     manifest = StudyStore(store_root).manifest()
     if colour_by is not None and colour_by not in manifest.columns:
         raise DataError(f"manifest has no column {colour_by!r}; choose one of {sorted(manifest.columns)}")
@@ -244,8 +300,8 @@ def embed_store(
     transform = build_clip_transform(cfg.input_size[1:], None, normalize=lambda x: normalize(x, cfg.normalization))
     keys = manifest["study_key"].astype(str).tolist()
     table = embed_studies(
-        encoder.encode, store_root, keys, transform, cfg.input_size[0], batch_size, device, progress,
-        legacy=cfg.normalization == "legacy",
+        encode, store_root, keys, transform, cfg.input_size[0], batch_size, device, progress,
+        legacy=cfg.normalization == "legacy", pool=pooling,
     )  # fmt: skip
     out_dir = Path(out_dir)
     npz = write_embeddings(table, out_dir / "embeddings.npz")

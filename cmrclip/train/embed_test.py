@@ -5,10 +5,12 @@ import pytest
 import torch
 
 from cmrclip.errors import CheckpointError, DataError
-from cmrclip.models.convert import save_video_encoder
+from cmrclip.models.bundle import save_bundle
+from cmrclip.models.convert import load_video_encoder, save_video_encoder
+from cmrclip.models.heads import HeadConfig, StudyModel
 from cmrclip.models.registry import build_video_encoder
 from cmrclip.models.zeroshot import retrieval_recall
-from cmrclip.train.embed import embed_store, load_encoder_any, pca_2d
+from cmrclip.train.embed import embed_store, load_encoder_any, mil_pool, pca_2d
 
 
 def test_recall_perfect_random_and_ties():
@@ -77,3 +79,27 @@ def test_embed_errors(toy_store, encoder_file, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError):
         load_encoder_any(tmp_path / "junk.pt")
+
+
+def test_embed_store_mil_pools_with_the_study_heads_attention(toy_store, encoder_file, tmp_path):
+    encoder = load_video_encoder(encoder_file)
+    torch.manual_seed(0)
+    model = StudyModel(encoder, encoder.video_proj, encoder.out_dim, HeadConfig(hidden=8, attention_dim=4), ["normal"])
+    torch.nn.init.normal_(model.pools[0].attention_w.weight, std=50.0)  # far from uniform weights
+    model.eval()
+    features = 5 * torch.randn(5, encoder.out_dim, generator=torch.Generator().manual_seed(0))
+    clips, study = mil_pool(model)(features)
+    with torch.no_grad():
+        emb = model.projection(features)
+        weights = model(torch.ones(1, 5, dtype=torch.bool), features=features[None]).attention[0]
+    assert weights.max() > 0.3 and torch.isclose(weights.sum(), torch.tensor(1.0))
+    torch.testing.assert_close(clips, torch.nn.functional.normalize(emb, dim=-1))
+    torch.testing.assert_close(study, torch.nn.functional.normalize((weights[:, None] * emb).sum(0), dim=0))
+    save_bundle(tmp_path / "model.pt", model, calibration={})
+    mil = np.load(embed_store(tmp_path / "model.pt", toy_store, tmp_path / "mil", pool="mil").npz)
+    mean = np.load(embed_store(tmp_path / "model.pt", toy_store, tmp_path / "mean").npz)
+    np.testing.assert_allclose(mil["clip"], mean["clip"], atol=1e-5)  # the same clips and projection
+    assert mil["study"].shape == mean["study"].shape == (24, 16)
+    assert np.allclose(np.linalg.norm(mil["study"], axis=1), 1.0, atol=1e-5)
+    with pytest.raises(CheckpointError, match="MIL pooling needs a study model"):
+        embed_store(encoder_file, toy_store, tmp_path / "x", pool="mil")
