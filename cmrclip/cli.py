@@ -309,18 +309,22 @@ def embed(
     checkpoint: Annotated[Path, typer.Argument(help="encoder.pt, clip.pt, model.pt or an original checkpoint.")],
     store: Annotated[Path, typer.Option("--store", "-s", help="Study store folder.")],
     out: OutOpt,
-    colour_by: Annotated[str | None, typer.Option("--color-by", help="Manifest column for the PCA picture.")] = None,
+    colour_by: Annotated[str | None, typer.Option("--color-by", help="Manifest column for the picture.")] = None,
     split: Annotated[str | None, typer.Option("--split", help="Only studies of this split.")] = None,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     pool: Annotated[
         Literal["mean", "mil"], typer.Option("--pool", help="Study embedding: mean of clips, or MIL (model.pt).")
     ] = "mean",
+    picture_map: Annotated[Literal["pca", "tsne"], typer.Option("--map", help="The picture's 2-D map.")] = "pca",
 ) -> None:
-    """One embedding per clip and per study (mean or MIL-pooled) to OUT/embeddings.npz, optionally a PCA picture."""
+    """One embedding per clip and per study (mean or MIL-pooled) to OUT/embeddings.npz, optionally a PCA/t-SNE map."""
     from cmrclip.train.embed import embed_store
 
     with progress_bar() as progress:
-        res = embed_store(checkpoint, store, out, colour_by, split, device=device, progress=progress, pool=pool)
+        res = embed_store(
+            checkpoint, store, out, colour_by, split, device=device, progress=progress, pool=pool,
+            picture_map=picture_map,
+        )  # fmt: skip
     done(f"embed: {res.n_studies} studies, {res.n_clips} clips -> {res.npz}")
 
 

@@ -2,8 +2,8 @@
 
 ``embed_store`` writes one embedding per clip (every long-axis view and SAX slice, phase offset 0) and one per study
 to an NPZ file: the mean of its clips (any checkpoint), or their MIL-attention-weighted sum (a study model's
-``model.pt``: the pooling its head learned). The picture is a PCA projection (numpy SVD, no extra dependency)
-coloured by a manifest column.
+``model.pt``: the pooling its head learned). The picture is a 2-D map of the study embeddings coloured by a
+manifest column: PCA (numpy SVD, no extra dependency) or t-SNE (scikit-learn, ``pip install scikit-learn``).
 """
 
 from __future__ import annotations
@@ -23,21 +23,24 @@ from torch import Tensor, nn
 
 from cmrclip.data.sampling import study_clips
 from cmrclip.data.transforms import Compose, build_clip_transform
-from cmrclip.errors import CheckpointError, DataError
+from cmrclip.errors import CheckpointError, ConfigError, DataError
 from cmrclip.ingest.store import StudyStore
 from cmrclip.progress import ProgressFn, null_progress
 
 __all__ = [
+    "MAPS",
     "EmbedResult",
     "EmbeddingTable",
     "StudyPool",
     "embed_store",
     "embed_studies",
     "load_encoder_any",
+    "map_2d",
     "mean_pool",
     "mil_pool",
     "pca_2d",
     "plot_embedding",
+    "tsne_2d",
     "write_embeddings",
 ]
 
@@ -183,8 +186,36 @@ def pca_2d(x: np.ndarray) -> np.ndarray:
     return out if out.shape[1] == 2 else np.pad(out, ((0, 0), (0, 2 - out.shape[1])))
 
 
-def plot_embedding(points: np.ndarray, colour: pd.Series, path: Path, title: str = "") -> Path:
-    """Scatter (N, 2) ``points`` coloured by ``colour`` (categorical or numeric) and save a PNG."""
+def tsne_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
+    """t-SNE map (N, 2) of the rows of ``x`` on cosine distances (scikit-learn), perplexity fitted to small N.
+
+    Raises:
+        ConfigError: if scikit-learn is not installed, or there are fewer than 3 rows.
+    """
+    try:
+        from sklearn.manifold import TSNE
+    except ImportError as exc:
+        raise ConfigError("the t-SNE picture needs scikit-learn: pip install scikit-learn (or use --map pca)") from exc
+    if len(x) < 3:
+        raise ConfigError(f"t-SNE needs at least 3 studies, got {len(x)}; use --map pca")
+    perplexity = float(min(30.0, (len(x) - 1) / 3))
+    tsne = TSNE(2, perplexity=perplexity, metric="cosine", init="pca", random_state=seed)
+    return tsne.fit_transform(np.asarray(x, dtype=np.float64))
+
+
+MAPS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {"pca": (pca_2d, "PC"), "tsne": (tsne_2d, "t-SNE")}
+"""2-D maps of embeddings by name, with their axis label."""
+
+
+def map_2d(x: np.ndarray, method: Literal["pca", "tsne"] = "pca") -> np.ndarray:
+    """The 2-D map of ``x`` (N, D) by ``method`` (see :data:`MAPS`)."""
+    return MAPS[method][0](x)
+
+
+def plot_embedding(
+    points: np.ndarray, colour: pd.Series, path: Path, title: str = "", method: Literal["pca", "tsne"] = "pca"
+) -> Path:
+    """Scatter (N, 2) ``points`` (a ``method`` map) coloured by ``colour`` (categorical or numeric); save a PNG."""
     import matplotlib as mpl
 
     mpl.use("Agg")
@@ -200,7 +231,8 @@ def plot_embedding(points: np.ndarray, colour: pd.Series, path: Path, title: str
             sel = (values.astype(str) == name).to_numpy()
             ax.scatter(points[sel, 0], points[sel, 1], s=12, label=name)
         ax.legend(title=str(colour.name), fontsize=7, markerscale=1.5)
-    ax.set(xlabel="PC 1", ylabel="PC 2", title=title or f"study embeddings by {colour.name}")
+    axis = MAPS[method][1]
+    ax.set(xlabel=f"{axis} 1", ylabel=f"{axis} 2", title=title or f"study embeddings by {colour.name}")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)
@@ -264,6 +296,7 @@ def embed_store(
     device: str = "cpu",
     progress: ProgressFn = null_progress,
     pool: Literal["mean", "mil"] = "mean",
+    picture_map: Literal["pca", "tsne"] = "pca",
 ) -> EmbedResult:
     """Embed every study of a store with a checkpoint's video tower; write ``embeddings.npz`` (and a PNG).
 
@@ -272,12 +305,13 @@ def embed_store(
             study model (``model.pt`` of ``cmrclip finetune``).
         store_root: the study store.
         out_dir: output folder.
-        colour_by: a manifest column; if given, ``embeddings_pca.png`` shows study embeddings coloured by it.
+        colour_by: a manifest column; if given, ``embeddings_<map>.png`` shows study embeddings coloured by it.
         split: only studies of this manifest split.
         batch_size: clips per forward pass.
         device: ``"cpu"`` or ``"cuda"``.
         progress: called as ``progress("embed", done, total)``.
         pool: study embedding = mean of the clips, or the study model's MIL attention pooling.
+        picture_map: the picture's 2-D map, ``pca`` or ``tsne``.
 
     Raises:
         DataError: if the column is unknown or no study is selected.
@@ -308,5 +342,6 @@ def embed_store(
     picture = None
     if colour_by is not None:
         colour = manifest.set_index("study_key").loc[keys, colour_by].rename(colour_by)
-        picture = plot_embedding(pca_2d(table.study), colour, out_dir / "embeddings_pca.png")
+        points = map_2d(table.study, picture_map)
+        picture = plot_embedding(points, colour, out_dir / f"embeddings_{picture_map}.png", method=picture_map)
     return EmbedResult(npz, picture, len(keys), len(table.clip))

@@ -10,7 +10,7 @@ from cmrclip.models.convert import load_video_encoder, save_video_encoder
 from cmrclip.models.heads import HeadConfig, StudyModel
 from cmrclip.models.registry import build_video_encoder
 from cmrclip.models.zeroshot import retrieval_recall
-from cmrclip.train.embed import embed_store, load_encoder_any, mil_pool, pca_2d
+from cmrclip.train.embed import embed_store, load_encoder_any, mil_pool, pca_2d, tsne_2d
 
 
 def test_recall_perfect_random_and_ties():
@@ -103,3 +103,14 @@ def test_embed_store_mil_pools_with_the_study_heads_attention(toy_store, encoder
     assert np.allclose(np.linalg.norm(mil["study"], axis=1), 1.0, atol=1e-5)
     with pytest.raises(CheckpointError, match="MIL pooling needs a study model"):
         embed_store(encoder_file, toy_store, tmp_path / "x", pool="mil")
+
+
+def test_tsne_map_keeps_clusters_apart_and_draws(toy_store, encoder_file, tmp_path):
+    rng = np.random.default_rng(0)
+    centres = np.eye(8)[[0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1]]
+    points = tsne_2d(centres + 0.05 * rng.normal(size=centres.shape))
+    a, b = points[:6], points[6:]
+    within = max(np.ptp(a, axis=0).max(), np.ptp(b, axis=0).max())
+    assert np.linalg.norm(a.mean(0) - b.mean(0)) > within  # the two groups do not mix
+    res = embed_store(encoder_file, toy_store, tmp_path, colour_by="site", picture_map="tsne")
+    assert res.picture == tmp_path / "embeddings_tsne.png" and res.picture.stat().st_size > 1000
