@@ -9,6 +9,7 @@ continues from it exactly. After each epoch the loss, temperature, learning rate
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -249,13 +250,19 @@ def _autocast(run: _Run) -> Any:
     return torch.autocast(device_type=run.env.device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
-def _micro_step(run: _Run, batch: dict[str, Any]) -> float:
-    """Forward and backward of one micro-batch (loss scaled for accumulation); return its loss."""
+def _micro_step(run: _Run, batch: dict[str, Any], sync: bool = True) -> float:
+    """Forward and backward of one micro-batch (loss scaled for accumulation); return its loss.
+
+    ``sync=False`` (a micro-batch before the last of an accumulation) skips DDP's gradient all-reduce: gradients
+    then add up locally and are reduced once, with the last micro-batch.
+    """
     video = batch["video"].to(run.env.device, non_blocking=True)
     text = run.text_inputs(batch["text"])
-    with _autocast(run):
-        out = run.task(video, text, key_ids(batch["patient_key"]).to(run.env.device))
-    (out["loss"] / run.cfg.train.accum_steps).backward()
+    local = not sync and isinstance(run.task, nn.parallel.DistributedDataParallel)
+    with run.task.no_sync() if local else contextlib.nullcontext():
+        with _autocast(run):
+            out = run.task(video, text, key_ids(batch["patient_key"]).to(run.env.device))
+        (out["loss"] / run.cfg.train.accum_steps).backward()
     return float(out["loss"].detach())
 
 
@@ -342,7 +349,7 @@ def _run_epoch(run: _Run, stop_at: int, progress: ProgressFn) -> bool:
     loader = make_loader(run.train_ds, run.cfg.train.batch_size, run.sampler, run.cfg.data.num_workers)
     accum, extra = run.cfg.train.accum_steps, run.state.extra
     for batch in loader:
-        loss = _micro_step(run, batch)
+        loss = _micro_step(run, batch, sync=(run.state.batch_in_epoch + 1) % accum == 0)
         extra["loss_sum"], extra["loss_n"] = extra.get("loss_sum", 0.0) + loss, extra.get("loss_n", 0) + 1
         run.state.batch_in_epoch += 1
         if run.state.batch_in_epoch % accum:

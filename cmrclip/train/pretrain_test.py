@@ -137,8 +137,12 @@ def test_cli_pretrain_then_embed(toy_store, tmp_path):
 
 
 @pytest.mark.slow
-def test_torchrun_two_gloo_processes_match_one_process(toy_store, tmp_path):
-    """2 ranks x batch 3 (gathered negatives, averaged gradients) == 1 process x batch 6, step for step."""
+@pytest.mark.parametrize("accum", [1, 2])
+def test_torchrun_two_gloo_processes_match_one_process(toy_store, tmp_path, accum):
+    """2 ranks x batch 3 (gathered negatives, averaged gradients) == 1 process x batch 6, step for step.
+
+    With accumulation the ranks skip the gradient all-reduce on all but the last micro-batch (DDP ``no_sync``).
+    """
     import os
     import shutil
     import subprocess
@@ -147,7 +151,9 @@ def test_torchrun_two_gloo_processes_match_one_process(toy_store, tmp_path):
 
     import yaml
 
-    cfg = tiny_cfg(toy_store, "train.steps=3", "train.checkpoint_every=3", "train.device=cpu")
+    cfg = tiny_cfg(
+        toy_store, "train.steps=3", "train.checkpoint_every=3", "train.device=cpu", f"train.accum_steps={accum}"
+    )
     single = tmp_path / "single"
     pretrain(cfg, single)
     data = cfg.model_dump(mode="json")
@@ -155,7 +161,15 @@ def test_torchrun_two_gloo_processes_match_one_process(toy_store, tmp_path):
     data["train"]["torch_threads"] = 1
     (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(data))
     script = shutil.which("cmrclip", path=str(Path(sys.executable).parent))
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517"]
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        str(29517 + accum),
+    ]
     args = [script, "pretrain", "--config", str(tmp_path / "ddp.yaml"), "--out", str(tmp_path / "ddp")]
     env = os.environ | {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     proc = subprocess.run(torchrun + args, capture_output=True, text=True, timeout=240, env=env, check=False)
@@ -175,3 +189,41 @@ def test_studies_without_an_allowed_view_are_skipped():
     studies = pd.DataFrame({"study_key": ["a", "b", "c"], "views": [["SAX", "4CH"], ["2CH"], ["SAX"]]})
     assert _with_allowed_views(studies, ["SAX"])["study_key"].tolist() == ["a", "c"]
     assert _with_allowed_views(studies, None)["study_key"].tolist() == ["a", "b", "c"]
+
+
+@pytest.mark.slow
+def test_accumulation_steps_once_per_group_with_the_summed_gradient(toy_store, tmp_path, monkeypatch):
+    """accum_steps=2: one optimizer step per two micro-batches, on the sum of their (halved) gradients."""
+    import itertools
+
+    from cmrclip.data.loader import make_loader
+    from cmrclip.train import pretrain as module
+    from cmrclip.train.distributed import init_distributed
+
+    cfg = tiny_cfg(toy_store, "train.accum_steps=2", "train.batch_size=3", "train.steps=3")
+    seen, original = [], module._optimizer_step
+
+    def spy(run):
+        seen.append({n: p.grad.clone() for n, p in run.clip.named_parameters() if p.grad is not None})
+        original(run)
+
+    monkeypatch.setattr(module, "_optimizer_step", spy)
+    result = pretrain(cfg, tmp_path / "run")
+    assert result.steps == 3 and len(seen) == 3
+    assert [r["epoch"] for r in _records(tmp_path / "run")] == [0]  # 18 studies / 3 = 6 micro-batches = 3 steps
+
+    torch.manual_seed(cfg.seed * 1000)  # as pretrain() seeds before building
+    run = module._build(cfg, tmp_path / "manual", init_distributed("cpu"))
+    run.sampler.set_epoch(0)
+    run.train_ds.set_epoch(0)
+    first_two = itertools.islice(make_loader(run.train_ds, 3, run.sampler, 0), 2)
+    expected: dict[str, torch.Tensor] = {}
+    for batch in first_two:
+        run.optimizer.zero_grad(set_to_none=True)
+        module._micro_step(run, batch)
+        for n, p in run.clip.named_parameters():
+            if p.grad is not None:
+                expected[n] = expected.get(n, 0) + p.grad
+    assert set(expected) == set(seen[0])
+    for name, grad in expected.items():
+        torch.testing.assert_close(seen[0][name], grad, atol=1e-6, rtol=1e-4)
