@@ -134,6 +134,20 @@ def _experiment_config(out: Path, store: Path, encoder: Path, scale: DemoScale, 
     )
 
 
+def _recall_line(metrics: dict[str, Any]) -> str:
+    """``"study->report R@5 0.220 (chance 0.122), ..."`` from a pretraining run's last metrics."""
+    n = metrics.get("n_candidates")
+    parts = []
+    for key, value in metrics.items():
+        if "_r@" not in key:
+            continue
+        direction, k = key.split("_r@")
+        name = "study->report" if direction == "video_to_text" else "report->study"
+        chance = f" (chance {min(1.0, int(k) / n):.3f})" if n else ""
+        parts.append(f"{name} R@{k} {value:.3f}{chance}")
+    return ", ".join(parts) + (f" among {int(n)} held-out studies" if n else "") if parts else "not measured"
+
+
 def _headline(table: pd.DataFrame, fraction: float) -> pd.DataFrame:
     rows = table[np.isclose(table["fraction"], fraction)]
     return rows.groupby(["init", "metric"], as_index=False)[["value", "lower", "upper"]].mean()
@@ -156,12 +170,12 @@ def _report(out: Path, parts: dict[str, Any], clock: _Clock, cfg: DemoConfig) ->
         ),
         ReportSection(
             "Contrastive pretraining (video <-> report)",
-            text=f"{pre.steps} steps; held-out retrieval recall after training: "
-            + ", ".join(f"{k} {v:.3f}" for k, v in pre.metrics.items() if "recall" in k),
+            text=f"{pre.steps} steps; held-out retrieval recall after training: {_recall_line(pre.metrics)}",
             images=[parts["curves"]],
         ),
         ReportSection(
-            "Data efficiency: pretrained vs random encoder (frozen encoder, trained MIL head)",
+            "Data efficiency: pretrained vs random encoder (frozen encoders, trained MIL head; the pretrained "
+            "encoder's condition logits start from the zero-shot prompts)",
             text=f"Test-set metrics by labelled fraction (mean over seeds, 95 % bootstrap CI). Headline at "
             f"{low:.0%} of the labels:",
             table=_headline(experiment.table, low),

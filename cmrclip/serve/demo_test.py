@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,8 @@ def test_tiny_demo_runs_every_stage_and_writes_the_report(demo_run):
     for heading in ("Synthetic cohort", "Contrastive pretraining", "Data efficiency", "Evaluation", "Zero-shot"):
         assert heading in report
     assert report.count("data:image/png;base64") >= 4
+    recall = r"study-&gt;report R@5 \d\.\d{3} \(chance \d\.\d{3}\)"  # HTML-escaped "->"
+    assert re.search(recall, report)  # the pretraining section states the held-out recall beside chance
     headline = json.loads((demo_run / "headline.json").read_text())
     assert set(headline["seconds"]) == {"synth", "ingest", "pretrain", "finetune", "evaluate"}
     table = pd.read_csv(demo_run / "finetune" / "table.csv")
