@@ -27,6 +27,15 @@ def test_items_have_contract_shapes(toy_store):
     assert len(ds) == 24
 
 
+def test_several_clips_per_study_stack_and_batch(toy_store):
+    ds = _dataset(toy_store, clips_per_study=3)
+    item = ds[0]
+    assert item["video"].shape == (3, 3, 8, 16, 16)  # [k, C, T, H, W]
+    assert not torch.equal(item["video"][0], item["video"][1])  # different views or slices
+    batch = PretrainCollate()([ds[i] for i in range(4)])
+    assert batch["video"].shape == (4, 3, 3, 8, 16, 16)
+
+
 def test_draws_depend_on_seed_epoch_index_only(toy_store):
     ds = _dataset(toy_store, temporal_jitter=RandTemporalJitter(1, prob=0.5))
     first = ds[5]["video"]

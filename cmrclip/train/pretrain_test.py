@@ -181,6 +181,16 @@ def test_torchrun_two_gloo_processes_match_one_process(toy_store, tmp_path, accu
     assert _records(single)[-1]["loss"] == pytest.approx(_records(tmp_path / "ddp")[-1]["loss"], abs=1e-5)
 
 
+@pytest.mark.slow
+def test_pretrain_with_several_clips_per_study(toy_store, tmp_path):
+    cfg = tiny_cfg(toy_store, "train.steps=3", "data.clips_per_study=2", "data.views=null")
+    result = pretrain(cfg, tmp_path / "run")
+    assert result.steps == 3
+    record = _records(tmp_path / "run")[-1]
+    assert record["n_candidates"] == 6 and 0.0 <= record["video_to_text_r@5"] <= 1.0
+    assert record["clips_per_s"] > 0
+
+
 def test_studies_without_an_allowed_view_are_skipped():
     import pandas as pd
 
