@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cmrclip.errors import ConfigError
+from cmrclip.models.heads import study_embedding
 from cmrclip.models.text import TextEncoder
 from cmrclip.models.video import MViT
 
@@ -76,8 +77,7 @@ class ClipModel(nn.Module):
         if x.ndim != 6:
             return self.video.encode(x, normalize=normalize)
         b, k = x.shape[:2]
-        study = self.video.encode(x.flatten(0, 1), normalize=True).view(b, k, -1).mean(dim=1)
-        return F.normalize(study, dim=-1) if normalize else study
+        return study_embedding(self.video.encode(x.flatten(0, 1)).view(b, k, -1), normalize=normalize)
 
     def _text(self) -> TextEncoder:
         if self.text is None:

@@ -232,10 +232,18 @@ class StudyModel(nn.Module):
         )
 
 
-def study_embedding(emb: torch.Tensor, clip_mask: torch.Tensor) -> torch.Tensor:
-    """``[B, E]``: the normalised mean of the valid clips' normalised embeddings (as zero-shot pools a study)."""
-    unit = F.normalize(emb, dim=-1) * clip_mask.unsqueeze(-1)
-    return F.normalize(unit.sum(dim=1) / clip_mask.sum(dim=1, keepdim=True).clamp_min(1), dim=-1)
+def study_embedding(emb: torch.Tensor, clip_mask: torch.Tensor | None = None, normalize: bool = True) -> torch.Tensor:
+    """``[B, E]``: the mean of the valid clips' L2-normalised embeddings ``emb [B, N, E]``, normalised again.
+
+    The one definition of a study's embedding for retrieval, zero-shot and the prompt prior. ``clip_mask [B, N]``
+    marks the valid clips (all when None); ``normalize=False`` returns the mean before the final normalisation.
+    """
+    unit = F.normalize(emb, dim=-1)
+    if clip_mask is None:
+        mean = unit.mean(dim=1)
+    else:
+        mean = (unit * clip_mask.unsqueeze(-1)).sum(dim=1) / clip_mask.sum(dim=1, keepdim=True).clamp_min(1)
+    return F.normalize(mean, dim=-1) if normalize else mean
 
 
 def _prompt_layer(head: HeadConfig, embed_dim: int, n_targets: int, weights: torch.Tensor | None) -> nn.Linear | None:

@@ -34,6 +34,7 @@ from cmrclip.errors import CheckpointError, ConfigError, LabelError
 from cmrclip.ingest.store import StudyStore
 from cmrclip.models.bundle import encoder_from_payload
 from cmrclip.models.clip import ClipModel
+from cmrclip.models.heads import study_embedding
 from cmrclip.models.normalize import normalize
 from cmrclip.models.registry import build_video_encoder
 from cmrclip.models.text import TextConfig, TextEncoder, load_tokenizer, tokenize
@@ -283,8 +284,7 @@ def _rows(cfg: ZeroshotConfig, store: StudyStore) -> pd.DataFrame:
 def _study_embeddings(video: Any, ds: StudyBagDataset, progress: ProgressFn, task: str) -> torch.Tensor:
     out = []
     for i in range(len(ds)):
-        clips = F.normalize(video.encode(ds[i]["clips"], normalize=True), dim=-1)
-        out.append(F.normalize(clips.mean(0), dim=-1))
+        out.append(study_embedding(video.encode(ds[i]["clips"])[None])[0])
         progress(task, i + 1, len(ds))
     return torch.stack(out) if out else torch.zeros(0, video.config.proj_dim)
 

@@ -145,7 +145,9 @@ def _recall_line(metrics: dict[str, Any]) -> str:
         name = "study->report" if direction == "video_to_text" else "report->study"
         chance = f" (chance {min(1.0, int(k) / n):.3f})" if n else ""
         parts.append(f"{name} R@{k} {value:.3f}{chance}")
-    return ", ".join(parts) + (f" among {int(n)} held-out studies" if n else "") if parts else "not measured"
+    if not parts:
+        return "not measured"
+    return ", ".join(parts) + (f" among {int(n)} held-out studies" if n else "")
 
 
 def _headline(table: pd.DataFrame, fraction: float) -> pd.DataFrame:

@@ -192,7 +192,7 @@ class Model:
         clip, tokenizer = self.parts.clip
         clips = self._clip_inputs(study, clip.video.config)
         with torch.no_grad():
-            video = F.normalize(clip.encode_video(clips.to(self.device)).mean(dim=0, keepdim=True), dim=-1)
+            video = clip.encode_video(clips.to(self.device)[None])  # the study: [1, N clips, ...] -> [1, E]
             tok = tokenize(tokenizer, prompts, clip.text.config.max_length)
             text = clip.encode_text(tok["input_ids"].to(self.device), tok["attention_mask"].to(self.device))
             probs = (clip.scale() * video @ text.T).softmax(dim=-1)[0].cpu().numpy()

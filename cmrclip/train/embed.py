@@ -25,6 +25,7 @@ from cmrclip.data.sampling import study_clips
 from cmrclip.data.transforms import Compose, build_clip_transform
 from cmrclip.errors import CheckpointError, ConfigError, DataError
 from cmrclip.ingest.store import StudyStore
+from cmrclip.models.heads import study_embedding
 from cmrclip.progress import ProgressFn, null_progress
 
 __all__ = [
@@ -74,8 +75,8 @@ StudyPool = Callable[[Tensor], tuple[Tensor, Tensor]]
 
 def mean_pool(outputs: Tensor) -> tuple[Tensor, Tensor]:
     """Clip embeddings L2-normalised; the study is their normalised mean."""
-    clips = F.normalize(outputs.float(), dim=-1)
-    return clips, F.normalize(clips.mean(0), dim=-1)
+    outputs = outputs.float()
+    return F.normalize(outputs, dim=-1), study_embedding(outputs[None])[0]
 
 
 def mil_pool(model: nn.Module) -> StudyPool:
