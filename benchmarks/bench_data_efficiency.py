@@ -24,9 +24,9 @@ from cmrclip.conditions import load_conditions
 from cmrclip.config import load_config
 from cmrclip.evaluate.plots import plot_data_efficiency
 from cmrclip.evaluate.training import headline_scores
-from cmrclip.models.zeroshot import ZeroshotConfig, run_zeroshot
 from cmrclip.train.experiment import ExperimentConfig, run_experiment
 from cmrclip.train.pretrain import PretrainConfig, pretrain
+from cmrclip.train.zeroshot import ZeroshotConfig, run_zeroshot
 
 
 def make_encoder(out: Path, store: Path, steps: int) -> Path:

@@ -1,8 +1,8 @@
 """Bounded load test of the web service (loopback only): N concurrent clients post a study for a fixed time.
 
 Starts `cmrclip serve` as a child process on 127.0.0.1 with a tiny randomly initialised bundle (or --model), posts
-the phantom DICOM zip from N client threads until the time is up, samples the server's RSS every second, then stops
-the server. Prints one JSON line: requests, errors, latency percentiles, throughput and memory.
+one synthetic study's DICOM zip from N client threads until the time is up, samples the server's RSS every
+second, then stops the server. Prints one JSON line: requests, errors, latency percentiles, throughput and memory.
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_serve.py --clients 4 --seconds 60
 """
@@ -10,6 +10,7 @@ the server. Prints one JSON line: requests, errors, latency percentiles, through
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import socket
@@ -18,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -70,16 +72,26 @@ def _wait_ready(base: str, proc: subprocess.Popen, deadline: float) -> None:
     sys.exit("server did not start")
 
 
+def _synthetic_study_zip(folder: Path) -> bytes:
+    """One study of the synthetic cohort (``cmrclip synth``), its DICOM files zipped as a user would upload them."""
+    from cmrclip.synth.cohort import generate_cohort
+
+    generate_cohort(folder / "synth", n_studies=1, seed=0, repeat_fraction=0.0)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted((folder / "synth" / "dicom").rglob("*.dcm")):
+            zf.write(path, path.relative_to(folder / "synth" / "dicom"))
+    return buf.getvalue()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--model", type=Path, default=None)
     args = parser.parse_args()
-    from cmrclip.serve.conftest import phantom_dicom_zip
-
-    body = phantom_dicom_zip()
     with tempfile.TemporaryDirectory() as tmp:
+        body = _synthetic_study_zip(Path(tmp))
         model = args.model or _tiny_bundle(Path(tmp))
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from cmrclip.models.zeroshot import load_clip_model, retrieval_recall
+from cmrclip.models.prompts import load_clip_model, retrieval_recall
 from cmrclip.train import pretrain as P
 
 LV = ["lvef", "lvedv_ml", "lvesv_ml", "lv_mass_g"]

@@ -351,7 +351,7 @@ def zeroshot(config: ConfigOpt = None, overrides: SetOpt = None) -> None:
     """Zero-shot conditions and LVEF from prompts, and retrieval recall@k; each beside a random video tower."""
     from cmrclip.config import load_config
     from cmrclip.evaluate.training import zeroshot_summary
-    from cmrclip.models.zeroshot import ZeroshotConfig, run_zeroshot
+    from cmrclip.train.zeroshot import ZeroshotConfig, run_zeroshot
 
     cfg = load_config(ZeroshotConfig, config, overrides)
     with progress_bar() as progress:
@@ -494,7 +494,7 @@ def demo(
 ) -> None:
     """The whole job on the embedded synthetic cohort: synth, ingest, pretrain, fine-tune, evaluate, zero-shot."""
     from cmrclip.config import load_config
-    from cmrclip.serve.demo import DemoConfig, run_demo
+    from cmrclip.demo import DemoConfig, run_demo
 
     cfg = load_config(DemoConfig, None, [f"size={size}", f"seed={seed}", f"device={device}"])
     with progress_bar() as progress:

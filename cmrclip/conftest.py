@@ -101,3 +101,27 @@ def chromium_options() -> dict[str, object]:
     args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
     args += ["--disable-component-update", "--disable-sync", "--no-first-run"]
     return {"executable_path": str(CHROMIUM), "args": args}
+
+
+@pytest.fixture(scope="session")
+def clip_file(tmp_path_factory):
+    """A tiny CLIP checkpoint (``clip.pt``) beside a 12-patient toy store with reports."""
+    import torch
+
+    from cmrclip.models.bundle import encoder_payload
+    from cmrclip.models.clip import ClipModel
+    from cmrclip.models.prompts import CLIP_FORMAT
+    from cmrclip.models.registry import build_video_encoder
+    from cmrclip.models.text import TextConfig, TextEncoder, minilm_dir
+    from cmrclip.train.finetune_test import make_toy_store
+
+    root = tmp_path_factory.mktemp("zs")
+    make_toy_store(root / "store", n_patients=12, report=True)
+    video = build_video_encoder("tiny", seed=1, overrides={"input_size": [16, 32, 32], "embed_dim": 32, "proj_dim": 32})
+    tcfg = TextConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, proj_dim=32,
+                      tokenizer_dir=str(minilm_dir()), max_length=32)  # fmt: skip
+    clip = ClipModel(video, TextEncoder(tcfg), embed_dim=32)
+    body = {"format": CLIP_FORMAT, "video": encoder_payload(video), "text_config": tcfg.model_dump(mode="json"),
+            "embed_dim": 32, "state_dict": clip.state_dict()}  # fmt: skip
+    torch.save(body, root / "clip.pt")
+    return root

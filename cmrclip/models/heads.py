@@ -60,7 +60,7 @@ class HeadConfig(StrictModel):
     """One pooling head and output per target (the original's one-model-per-label) instead of one shared head."""
     prompt_prior: bool = False
     """Add to each condition logit a linear layer on the study embedding (the mean of its clips' normalised
-    projections) that starts as the zero-shot prompt classifier (:func:`cmrclip.models.zeroshot.prompt_classifier`)
+    projections) that starts as the zero-shot prompt classifier (:func:`cmrclip.models.prompts.prompt_classifier`)
     and trains with the head: with no labels the model is the zero-shot model; labels correct it."""
 
 

@@ -152,7 +152,7 @@ def read_parts(path: Path, device: str = "cpu", clip_path: Path | None = None) -
         ood_threshold=None if reference is None else _ood_threshold(reference),
     )
     if clip_path is not None:
-        from cmrclip.models.zeroshot import load_clip_model
+        from cmrclip.models.prompts import load_clip_model
 
         clip, tokenizer = load_clip_model(clip_path)
         parts.clip = (clip.to(device).eval(), tokenizer)

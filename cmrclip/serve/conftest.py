@@ -152,6 +152,12 @@ def phantom_dicom_zip(n_slices: int = 6, n_frames: int = 16, size: int = 72, see
 
 
 @pytest.fixture(scope="session")
+def make_phantom_view():
+    """The phantom view builder, for tests that need views of their own size."""
+    return phantom_view
+
+
+@pytest.fixture(scope="session")
 def phantom_zip() -> bytes:
     """The phantom DICOM study as zip bytes."""
     return phantom_dicom_zip()

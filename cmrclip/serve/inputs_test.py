@@ -7,7 +7,6 @@ from cmrclip.data.bags import BagConfig, StudyBagDataset, collate_bags
 from cmrclip.data.transforms import build_clip_transform
 from cmrclip.errors import DataError
 from cmrclip.ingest.store import StudyRecord, StudyStore
-from cmrclip.serve.conftest import phantom_view
 from cmrclip.serve.inputs import geometry_warnings, open_source
 from cmrclip.train.finetune import normalizer
 
@@ -26,10 +25,10 @@ def test_predict_sees_what_finetuning_sees(tiny_model, phantom_store):
         assert [c["view"] for c in pred.clips] == batch["views"][0]
 
 
-def test_unusual_geometry_is_reported(tmp_path):
+def test_unusual_geometry_is_reported(tmp_path, make_phantom_view):
     store = StudyStore.create(tmp_path / "store")
     odd = dataclasses.replace(
-        phantom_view(3, n_frames=6, size=40), pixel_spacing_mm=(5.0, 5.0), slice_thickness_mm=30.0
+        make_phantom_view(3, n_frames=6, size=40), pixel_spacing_mm=(5.0, 5.0), slice_thickness_mm=30.0
     )
     store.write_study(StudyRecord("0" * 16, "1" * 16, "x", {"SAX": odd}))
     with store.open("0" * 16) as study:

@@ -158,9 +158,9 @@ def test_zeroshot_with_clip_towers(plain_bundle, phantom_store, tmp_path):
 
     from cmrclip.models.bundle import encoder_payload
     from cmrclip.models.clip import ClipModel
+    from cmrclip.models.prompts import CLIP_FORMAT
     from cmrclip.models.registry import build_video_encoder
     from cmrclip.models.text import TextConfig, TextEncoder, load_tokenizer, minilm_dir, tokenize
-    from cmrclip.models.zeroshot import CLIP_FORMAT
 
     video = build_video_encoder("tiny", seed=1, overrides={"input_size": [16, 32, 32], "embed_dim": 32, "proj_dim": 32})
     tcfg = TextConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, proj_dim=32,

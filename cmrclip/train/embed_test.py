@@ -8,8 +8,8 @@ from cmrclip.errors import CheckpointError, DataError
 from cmrclip.models.bundle import save_bundle
 from cmrclip.models.convert import load_video_encoder, save_video_encoder
 from cmrclip.models.heads import HeadConfig, StudyModel
+from cmrclip.models.prompts import retrieval_recall
 from cmrclip.models.registry import build_video_encoder
-from cmrclip.models.zeroshot import retrieval_recall
 from cmrclip.train.embed import embed_store, load_encoder_any, mil_pool, pca_2d, tsne_2d
 
 

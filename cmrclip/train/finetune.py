@@ -35,8 +35,8 @@ from cmrclip.models.bundle import save_bundle
 from cmrclip.models.convert import load_video_encoder
 from cmrclip.models.heads import HeadConfig, Mode, StudyModel, configure_trainable, pos_weights, study_loss
 from cmrclip.models.normalize import normalize
+from cmrclip.models.prompts import prompt_classifier
 from cmrclip.models.registry import build_video_encoder
-from cmrclip.models.zeroshot import prompt_classifier
 from cmrclip.progress import ProgressFn, null_progress
 from cmrclip.train.optim import OptimConfig, build_scheduler, check_optimizer_covers
 

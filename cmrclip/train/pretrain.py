@@ -34,8 +34,8 @@ from cmrclip.ingest.store import StudyStore
 from cmrclip.models.clip import ClipModel
 from cmrclip.models.loss import key_ids
 from cmrclip.models.normalize import normalize_unit
+from cmrclip.models.prompts import retrieval_recall
 from cmrclip.models.text import cache_text_features, load_tokenizer, tokenize
-from cmrclip.models.zeroshot import retrieval_recall
 from cmrclip.progress import ProgressFn, null_progress
 from cmrclip.text.sampling import TextSampler, TextSamplerConfig, make_text_sampler
 from cmrclip.train.checkpoint import TrainState, load_training_state, save_training_state
@@ -375,7 +375,7 @@ def _save_outputs(run: _Run, metrics: dict[str, Any]) -> None:
     info = CheckpointInfo(preset=clip.video.config.name, metrics=scores, notes=["cmrclip pretrain"])
     save_video_encoder(clip.video, run.out_dir / "encoder.pt", info)
     body = {
-        "format": CLIP_FORMAT,  # read back by cmrclip.models.zeroshot.load_clip_model
+        "format": CLIP_FORMAT,  # read back by cmrclip.models.prompts.load_clip_model
         "video": encoder_payload(clip.video),
         "text_config": clip.text.config.model_dump(mode="json"),
         "embed_dim": clip.embed_dim,

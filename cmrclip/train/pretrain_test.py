@@ -8,8 +8,8 @@ import torch
 from cmrclip.config import load_config
 from cmrclip.errors import CheckpointError, ConfigError
 from cmrclip.models.convert import load_video_encoder
+from cmrclip.models.prompts import load_clip_model
 from cmrclip.models.text import minilm_dir
-from cmrclip.models.zeroshot import load_clip_model
 from cmrclip.train.pretrain import PretrainConfig, pretrain, split_held_out
 
 

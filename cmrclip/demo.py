@@ -20,7 +20,6 @@ from cmrclip.config import StrictModel, load_config, save_config
 from cmrclip.evaluate import ReportSection, build_html_report, plot_data_efficiency, run_evaluate
 from cmrclip.evaluate.training import headline_scores, plot_training_curves, zeroshot_summary
 from cmrclip.ingest.pipeline import IngestConfig, ingest
-from cmrclip.models.zeroshot import ZeroshotConfig, run_zeroshot
 from cmrclip.progress import ProgressFn, null_progress
 from cmrclip.synth.cohort import generate_cohort
 from cmrclip.synth.preview import write_preview
@@ -28,6 +27,7 @@ from cmrclip.text.deid import deidentify
 from cmrclip.train.experiment import ExperimentConfig, InitSpec, run_experiment
 from cmrclip.train.finetune import FinetuneConfig
 from cmrclip.train.pretrain import PretrainConfig, pretrain
+from cmrclip.train.zeroshot import ZeroshotConfig, run_zeroshot
 
 __all__ = ["DEMO_SIZES", "DemoConfig", "DemoResult", "run_demo"]
 

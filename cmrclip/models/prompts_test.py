@@ -5,28 +5,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cmrclip.conditions import condition_keys
-from cmrclip.errors import CheckpointError, ConfigError, LabelError
-from cmrclip.models.bundle import encoder_payload, load_bundle
-from cmrclip.models.clip import ClipModel
+from cmrclip.errors import ConfigError, LabelError
+from cmrclip.models.bundle import load_bundle
 from cmrclip.models.convert import save_video_encoder
-from cmrclip.models.registry import build_video_encoder
-from cmrclip.models.text import TextConfig, TextEncoder, minilm_dir
-from cmrclip.models.zeroshot import (
-    CLIP_FORMAT,
+from cmrclip.models.prompts import (
     LvefPrompts,
-    ZeroshotConfig,
-    _text_fn,
+    clip_text_fn,
     condition_scores,
     load_clip_model,
     load_prompts,
     lvef_estimates,
     prompt_classifier,
     retrieval_recall,
-    run_zeroshot,
 )
 from cmrclip.train.finetune import FinetuneConfig, run_finetune
-from cmrclip.train.finetune_test import HCM, make_toy_store
+from cmrclip.train.finetune_test import HCM
 
 
 def test_retrieval_recall_counts_the_true_pair_rank():
@@ -72,43 +65,14 @@ def test_unknown_condition_in_prompts_file(tmp_path):
         load_prompts(bad)
 
 
-@pytest.fixture(scope="module")
-def clip_file(tmp_path_factory):
-    root = tmp_path_factory.mktemp("zs")
-    make_toy_store(root / "store", n_patients=12, report=True)
-    video = build_video_encoder("tiny", seed=1, overrides={"input_size": [16, 32, 32], "embed_dim": 32, "proj_dim": 32})
-    tcfg = TextConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, proj_dim=32,
-                      tokenizer_dir=str(minilm_dir()), max_length=32)  # fmt: skip
-    clip = ClipModel(video, TextEncoder(tcfg), embed_dim=32)
-    body = {"format": CLIP_FORMAT, "video": encoder_payload(video), "text_config": tcfg.model_dump(mode="json"),
-            "embed_dim": 32, "state_dict": clip.state_dict()}  # fmt: skip
-    torch.save(body, root / "clip.pt")
-    return root
-
-
-@pytest.mark.slow
-def test_run_zeroshot_scores_every_study_with_a_random_baseline(clip_file, tmp_path):
-    paths = {"store_root": str(clip_file / "store"), "clip_path": str(clip_file / "clip.pt"), "out_dir": str(tmp_path)}
-    cfg = ZeroshotConfig(**paths, bags={"views": ["4CH"]}, ks=(1, 12))
-    result = run_zeroshot(cfg)
-    for table in (result.predictions, result.random_predictions):
-        assert len(table) == 12
-        assert table[[f"{k}_score" for k in condition_keys()]].stack().between(0, 1).all()
-        assert table["lvef_pred"].between(10, 80).all()
-    assert result.n_reports == 12
-    assert result.retrieval["video_to_text_r@12"] == 1.0 and 0 <= result.retrieval["text_to_video_r@1"] <= 1
-    assert not np.allclose(result.predictions["lvef_pred"], result.random_predictions["lvef_pred"])
-    assert (tmp_path / "predictions_zeroshot.csv").is_file()
-    with pytest.raises(CheckpointError, match="no CLIP checkpoint"):
-        run_zeroshot(cfg.model_copy(update={"clip_path": str(tmp_path / "missing.pt")}))
-
-
 def test_prompt_classifier_is_zero_shot_as_a_linear_layer(clip_file):
     weights = prompt_classifier(clip_file / "clip.pt", [HCM, "normal"])
     assert weights.shape == (2, 32) and not weights[1].any()  # no prior for the derived target
     clip, tokenizer = load_clip_model(clip_file / "clip.pt")
     study = F.normalize(torch.randn(5, 32, generator=torch.Generator().manual_seed(0)), dim=-1)
-    expected = condition_scores(study, _text_fn(clip, tokenizer), load_prompts(), [HCM], float(clip.scale().detach()))
+    expected = condition_scores(
+        study, clip_text_fn(clip, tokenizer), load_prompts(), [HCM], float(clip.scale().detach())
+    )
     np.testing.assert_allclose(torch.sigmoid(study @ weights[0]).numpy(), expected[:, 0], atol=1e-6)
 
 

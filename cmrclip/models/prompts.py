@@ -1,4 +1,4 @@
-"""Zero-shot use of the CLIP model: conditions and LVEF from text prompts, and study <-> report retrieval.
+"""Prompt classifiers of the CLIP model: conditions and LVEF from text prompts, and study <-> report retrieval.
 
 - Conditions: per condition a set of positive and a set of negative prompts (``configs/prompts.yaml``, editable;
   conditions without their own prompts use the templates with their taxonomy name). Each set's embedding is the
@@ -6,20 +6,18 @@
 - LVEF: prompts "LVEF is estimated at N%" over a grid of N; the estimate is the softmax-weighted mean of N.
 - Retrieval: recall@k of the study's own report among all reports (video -> text) and the reverse.
 
-A study's embedding is the normalised mean of its clips' normalised embeddings. Everything is also computed with a
-seeded random video tower of the same architecture, so each number can be read beside chance.
+A study's embedding is the normalised mean of its clips' normalised embeddings. The zero-shot job that scores a
+store with these classifiers is ``cmrclip.train.zeroshot``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 import yaml
@@ -27,26 +25,17 @@ from pydantic import Field
 
 from cmrclip.conditions import condition_keys, load_conditions
 from cmrclip.config import StrictModel, packaged_yaml
-from cmrclip.data.bags import BagConfig, StudyBagDataset
-from cmrclip.data.splits import assign_splits
-from cmrclip.data.transforms import build_clip_transform
 from cmrclip.errors import CheckpointError, ConfigError, LabelError
-from cmrclip.ingest.store import StudyStore
 from cmrclip.models.bundle import encoder_from_payload
 from cmrclip.models.clip import ClipModel
-from cmrclip.models.heads import study_embedding
-from cmrclip.models.normalize import normalize
-from cmrclip.models.registry import build_video_encoder
 from cmrclip.models.text import TextConfig, TextEncoder, load_tokenizer, tokenize
-from cmrclip.progress import ProgressFn, null_progress
 
 __all__ = [
     "CLIP_FORMAT",
     "LvefPrompts",
     "PromptConfig",
     "PromptSet",
-    "ZeroshotConfig",
-    "ZeroshotResult",
+    "clip_text_fn",
     "condition_scores",
     "load_clip_model",
     "load_prompts",
@@ -54,7 +43,6 @@ __all__ = [
     "prompt_classifier",
     "prompt_weights",
     "retrieval_recall",
-    "run_zeroshot",
 ]
 
 logger = logging.getLogger(__name__)
@@ -212,7 +200,9 @@ def load_clip_model(path: Path) -> tuple[ClipModel, Any]:
     return clip.eval(), load_tokenizer(text.config)
 
 
-def _text_fn(clip: ClipModel, tokenizer: Any, batch: int = 64) -> TextFn:
+def clip_text_fn(clip: ClipModel, tokenizer: Any, batch: int = 64) -> TextFn:
+    """A function from texts to the CLIP model's (unnormalised) text embeddings ``[N, E]``, in batches."""
+
     @torch.no_grad()
     def encode(texts: Sequence[str]) -> torch.Tensor:
         out = []
@@ -239,105 +229,6 @@ def prompt_classifier(clip_path: Path, keys: Sequence[str], prompts_file: Path |
     known = [k for k in keys if k in set(condition_keys())]
     weights = torch.zeros(len(keys), clip.embed_dim)
     if known:
-        rows = prompt_weights(_text_fn(clip, tokenizer), prompts, known, float(clip.scale()))
+        rows = prompt_weights(clip_text_fn(clip, tokenizer), prompts, known, float(clip.scale()))
         weights[[list(keys).index(k) for k in known]] = rows.float()
     return weights
-
-
-class ZeroshotConfig(StrictModel):
-    """``cmrclip zeroshot`` settings."""
-
-    store_root: str = "runs/store"
-    clip_path: str = "runs/pretrain/clip.pt"
-    out_dir: str = "runs/zeroshot"
-    prompts_file: str | None = None
-    split: Literal["all", "train", "val", "test"] = "all"
-    """Zero-shot uses no labels, so every study can be scored; ``test`` matches fine-tuning's test split."""
-    val_share: float = 0.15
-    test_share: float = 0.15
-    split_seed: int = 0
-    bags: BagConfig = BagConfig()
-    random_seed: int = 0
-    ks: tuple[int, ...] = (1, 5, 10)
-
-
-@dataclass
-class ZeroshotResult:
-    """Predictions tables (docs §6 format) and retrieval recalls, for the CLIP model and a random video tower."""
-
-    predictions: pd.DataFrame
-    random_predictions: pd.DataFrame
-    retrieval: dict[str, float]
-    random_retrieval: dict[str, float]
-    n_reports: int
-
-
-def _rows(cfg: ZeroshotConfig, store: StudyStore) -> pd.DataFrame:
-    manifest = store.manifest()
-    if cfg.split == "all":
-        return manifest
-    split = assign_splits(manifest, cfg.val_share, cfg.test_share, seed=cfg.split_seed)
-    return manifest[split == cfg.split]
-
-
-@torch.no_grad()
-def _study_embeddings(video: Any, ds: StudyBagDataset, progress: ProgressFn, task: str) -> torch.Tensor:
-    out = []
-    for i in range(len(ds)):
-        out.append(study_embedding(video.encode(ds[i]["clips"])[None])[0])
-        progress(task, i + 1, len(ds))
-    return torch.stack(out) if out else torch.zeros(0, video.config.proj_dim)
-
-
-def _table(ds: StudyBagDataset, keys: list[str], scores: np.ndarray, lvef: np.ndarray) -> pd.DataFrame:
-    rows = [r for r, _ in ds.entries]
-    cols: dict[str, Any] = {"study_key": ds.study_keys, "patient_key": [e.patient_key for _, e in ds.entries]}
-    cols |= {"lvef_pred": lvef, "lvef": ds.reg_values[rows, 0]}
-    for j, key in enumerate(keys):
-        cols[f"{key}_score"] = scores[:, j]
-        cols[key] = ds.labels[rows, j]
-    return pd.DataFrame(cols)
-
-
-def _evaluate(video: Any, ctx: dict[str, Any], progress: ProgressFn, task: str) -> tuple[pd.DataFrame, dict]:
-    emb = _study_embeddings(video, ctx["ds"], progress, task)
-    scores = condition_scores(emb, ctx["text_fn"], ctx["prompts"], ctx["keys"], ctx["scale"])
-    lvef = lvef_estimates(emb, ctx["text_fn"], ctx["prompts"].lvef, ctx["scale"])
-    recall = retrieval_recall(emb[ctx["with_report"]], ctx["report_emb"], ctx["ks"]) if len(ctx["report_emb"]) else {}
-    return _table(ctx["ds"], ctx["keys"], scores, lvef), recall
-
-
-def run_zeroshot(cfg: ZeroshotConfig, progress: ProgressFn = null_progress) -> ZeroshotResult:
-    """Score every selected study by prompts, estimate LVEF, and measure retrieval; also with a random video tower.
-
-    Raises:
-        CheckpointError: if the CLIP checkpoint cannot be loaded.
-        ConfigError, LabelError: for a bad prompts file.
-    """
-    clip, tokenizer = load_clip_model(Path(cfg.clip_path))
-    prompts = load_prompts(Path(cfg.prompts_file) if cfg.prompts_file else None)
-    store = StudyStore(Path(cfg.store_root))
-    size = tuple(clip.video.config.input_size[1:])
-    kind = clip.video.config.normalization
-    norm = (lambda x: normalize(x * 255.0, "legacy")) if kind == "legacy" else (lambda x: normalize(x, kind))
-    bags = cfg.bags.model_copy(update={"frames": int(clip.video.config.input_size[0])})
-    keys = condition_keys()
-    ds = StudyBagDataset(store, _rows(cfg, store), keys, ["lvef"], bags, build_clip_transform(size, None, norm))
-    reports = store.manifest().set_index("study_key")["report"].reindex(ds.study_keys)
-    with_report = torch.tensor(reports.notna().to_numpy(), dtype=torch.bool)
-    text_fn = _text_fn(clip, tokenizer)
-    texts = [str(t) for t in reports[with_report.numpy()]]
-    ctx = {
-        "ds": ds, "keys": keys, "prompts": prompts, "text_fn": text_fn, "ks": cfg.ks, "with_report": with_report,
-        "scale": float(clip.scale().detach()),
-        "report_emb": F.normalize(text_fn(texts), dim=-1) if texts else torch.zeros(0),
-    }  # fmt: skip
-    predictions, recall = _evaluate(clip.video, ctx, progress, "zero-shot")
-    random_video = build_video_encoder(clip.video.config, seed=cfg.random_seed).eval()
-    random_predictions, random_recall = _evaluate(random_video, ctx, progress, "zero-shot (random encoder)")
-    out_dir = Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    predictions.to_csv(out_dir / "predictions_zeroshot.csv", index=False)
-    random_predictions.to_csv(out_dir / "predictions_zeroshot_random.csv", index=False)
-    logger.info("zero-shot on %d studies (%d with reports); %d skipped", len(ds), len(texts), len(ds.faults))
-    return ZeroshotResult(predictions, random_predictions, recall, random_recall, len(texts))
