@@ -438,8 +438,7 @@ def predict(
     with progress_bar() as progress, out.open("w", encoding="utf-8") as handle:
         for result in loaded.predict_many(studies, progress=progress, total=len(studies)):
             failed = isinstance(result, PredictionFault)
-            body = {"source": result.source, "error": result.reason} if failed else result.to_dict()
-            handle.write(json.dumps(body) + "\n")
+            handle.write(json.dumps(result.to_dict()) + "\n")
             n_ok, n_bad = n_ok + (not failed), n_bad + failed
     done(f"wrote {out}: {n_ok} studies predicted, {n_bad} failed")
 

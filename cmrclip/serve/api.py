@@ -13,6 +13,7 @@ import logging
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -77,7 +78,7 @@ class _Service:
         self.work_root = work_root
         self.slots = asyncio.Semaphore(max_concurrent)
 
-    async def predict(self, request: Request, explain: bool, view: NiftiView) -> dict[str, Any]:
+    async def predict(self, request: Request, explain: bool, view: NiftiView, name: str | None) -> dict[str, Any]:
         declared = _declared_length(request)
         if declared is not None and declared > self.limits.max_upload_bytes:
             raise UploadTooLargeError(
@@ -90,11 +91,11 @@ class _Service:
             upload = work / "upload.bin"
             await save_stream(request.stream(), upload, self.limits)
             async with self.slots:
-                return await run_in_threadpool(self._process, upload, work, explain, view)
+                return await run_in_threadpool(self._process, upload, work, explain, view, name)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    def _process(self, upload: Path, work: Path, explain: bool, view: NiftiView) -> dict[str, Any]:
+    def _process(self, upload: Path, work: Path, explain: bool, view: NiftiView, name: str | None) -> dict[str, Any]:
         unpacked = unpack_upload(upload, work / "unpacked", self.limits)
         source = unpacked.path
         if unpacked.kind in ("nifti", "nifti_gz"):  # ingestion reads a NIfTI's view from its file name
@@ -105,7 +106,8 @@ class _Service:
         if self.model is None:
             raise _NoModelError("no model is loaded; start the service with --model OUT/model.pt")
         study = self.model.load_study(source, work_dir=work)
-        body: dict[str, Any] = {"prediction": self.model.predict(study).to_dict()}
+        prediction = replace(self.model.predict(study), input=name)
+        body: dict[str, Any] = {"input": name, "prediction": prediction.to_dict()}
         if explain:
             from cmrclip.serve.explain import explain_study
 
@@ -140,13 +142,16 @@ def _add_routes(app: FastAPI, service: _Service, token: str | None) -> None:
         request: Request,
         explain: Annotated[bool, Query(description="Also return each clip's cine with its attention overlay.")] = False,
         view: Annotated[NiftiView, Query(description="View of an uploaded NIfTI cine (NIfTI does not say).")] = "SAX",
+        name: Annotated[
+            str | None, Query(max_length=500, description="The upload's name (e.g. its file name), echoed as 'input'.")
+        ] = None,
     ) -> JSONResponse:
         started = time.perf_counter()
         if not _authorised(request, token):
             response = _error(401, "unauthorised", "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
         else:
             try:
-                response = JSONResponse(await service.predict(request, explain, view))
+                response = JSONResponse(await service.predict(request, explain, view, name))
             except CmrclipError as exc:
                 response = _answer(exc)
             except Exception as exc:  # noqa: BLE001 - one request is the unit; the server keeps serving

@@ -136,10 +136,11 @@ def test_predict_a_dicom_zip_with_overlays(loaded, phantom_zip, tmp_path, caplog
     limits = UploadLimits(max_upload_bytes=5_000_000, max_files=500, max_expanded_bytes=50_000_000)
     with TestClient(create_app(model=loaded, limits=limits, work_root=work_root)) as client:
         assert client.get("/health").json()["model_loaded"] is True
-        response = _post(client, phantom_zip, params={"explain": "true"})
+        response = _post(client, phantom_zip, params={"explain": "true", "name": "ward 3/study 7.zip"})
         assert response.status_code == 200, response.text
         body = response.json()
         pred = body["prediction"]
+        assert body["input"] == pred["input"] == "ward 3/study 7.zip"  # the upload's name, echoed beside the key
         assert pred["views"] == ["SAX", "4CH"]
         assert len(pred["conditions"]) == 39
         assert pred["lvef"]["lower"] < pred["lvef"]["value"] < pred["lvef"]["upper"]
@@ -161,6 +162,7 @@ def test_predict_a_real_nifti_cine(loaded, shared_data, tmp_path):
         response = _post(client, body, params={"view": "4CH"})
         assert response.status_code == 200, response.text
         pred = response.json()["prediction"]
+        assert pred["input"] is None  # no name given
         assert pred["views"] == ["4CH"]
         assert pred["n_clips"] == 1
         assert pred["warnings"][0].startswith("missing views: SAX, 2CH, 3CH")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,11 @@ class ConditionPrediction:
 
 @dataclass
 class StudyPrediction:
-    """Everything predicted for one study."""
+    """Everything predicted for one study.
+
+    ``input`` is the source as the user gave it (path, ``STORE#key`` or upload name), so that each answer can be
+    matched to its input; ``study_key`` is the salted hash the study got (random salt by default).
+    """
 
     study_key: str
     lvef: LvefPrediction | None
@@ -77,6 +81,7 @@ class StudyPrediction:
     clips: list[dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
     ood_distance: float | None = None
+    input: str | None = None
 
     @property
     def n_clips(self) -> int:
@@ -87,6 +92,7 @@ class StudyPrediction:
         """JSON-ready dict; conditions ranked by probability, most likely first."""
         ranked = sorted(self.conditions, key=lambda c: -c.probability)
         return {
+            "input": self.input,
             "study_key": self.study_key,
             "lvef": asdict(self.lvef) if self.lvef else None,
             "conditions": [asdict(c) for c in ranked],
@@ -108,10 +114,14 @@ class StudyPrediction:
 
 @dataclass(frozen=True)
 class PredictionFault:
-    """A study that could not be predicted in a batch, and why."""
+    """An input (as the user gave it) that could not be predicted in a batch, and why."""
 
     source: str
     reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON line of a failed input: ``{"input": ..., "error": ...}``."""
+        return {"input": self.source, "error": self.reason}
 
 
 class Model:
@@ -148,6 +158,7 @@ class Model:
         Raises:
             DataError: if the study cannot be read or has no usable clip.
         """
+        given = None if isinstance(study, Study) else str(study)
         study = self.load_study(study)
         out = self._forward(study)
         lvef = None
@@ -169,7 +180,7 @@ class Model:
         embedding = _study_embedding(out)
         distance, ood_warning = self.parts.ood_check(embedding)
         warnings = study.warnings + ([ood_warning] if ood_warning else [])
-        return StudyPrediction(study.study_key, lvef, conditions, study.views, clips, warnings, distance)
+        return StudyPrediction(study.study_key, lvef, conditions, study.views, clips, warnings, distance, given)
 
     def embed(self, study: StudyLike) -> np.ndarray:
         """The study's embedding: its clip embeddings weighted by MIL attention, L2-normalised; shape (E,)."""
@@ -213,25 +224,26 @@ class Model:
         """Predict studies one at a time (bounded memory: one study in memory at once).
 
         A source may hold several studies (an archive); each is predicted. A source or study that fails becomes a
-        :class:`PredictionFault` and the batch goes on.
+        :class:`PredictionFault` and the batch goes on. Every result carries the source as given (``input``).
         """
         for i, source in enumerate(sources, start=1):
+            given = str(source)
             try:
                 with study_files(source, salt=self.salt) as files:
                     for path in files:
-                        yield self._predict_file(path)
+                        yield self._predict_file(path, given)
             except (CmrclipError, OSError) as exc:
                 logger.warning("source %d could not be predicted: %s", i, type(exc).__name__)
-                yield PredictionFault(str(source), str(exc))
+                yield PredictionFault(given, str(exc))
             progress("predict", i, total or i)
 
-    def _predict_file(self, path: Path) -> StudyPrediction | PredictionFault:
+    def _predict_file(self, path: Path, given: str) -> StudyPrediction | PredictionFault:
         try:
             with StudyFile(path) as study_file:
                 study = load_study(study_file, self.parts.input_size, self.parts.normalization, self.parts.max_clips)
-            return self.predict(study)
+            return replace(self.predict(study), input=given)
         except CmrclipError as exc:
-            return PredictionFault(path.stem, str(exc))
+            return PredictionFault(given, f"study {path.stem}: {exc}")
 
 
 def _study_embedding(out: Any) -> np.ndarray:

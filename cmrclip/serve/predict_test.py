@@ -90,6 +90,7 @@ def test_batch_streams_and_records_faults(model, phantom_store, tmp_path):
     results = list(model.predict_many(sources, progress=lambda *a: seen.append(a), total=3))
     assert [type(r).__name__ for r in results] == ["StudyPrediction", "PredictionFault", "StudyPrediction"]
     assert "does not exist" in results[1].reason
+    assert [r.to_dict()["input"] for r in results] == [str(s) for s in sources]  # each line names its input
     assert seen[-1] == ("predict", 3, 3)
     assert results[2].warnings[0].startswith("missing views: 2CH, 3CH, 4CH")
 
@@ -124,6 +125,8 @@ def test_public_api_and_cli(plain_bundle, phantom_store, tmp_path):
     assert "1 studies predicted, 1 failed" in result.output
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert lines[0]["study_key"] == "a1b2c3d4e5f60718" and len(lines[0]["conditions"]) == 39
+    assert lines[0]["input"] == _entry(phantom_store)  # the input as given, beside the salted key
+    assert lines[1] == {"input": str(tmp_path / "nope"), "error": lines[1]["error"]}
     assert "does not exist" in lines[1]["error"]
     result = runner.invoke(
         app, ["explain", _entry(phantom_store), "--model", str(plain_bundle), "--out", str(tmp_path)]
@@ -141,7 +144,7 @@ def test_predict_on_real_sunnybrook_dicom(model, shared_data):
     results = list(model.predict_many([archive]))
     assert [type(r).__name__ for r in results] == ["StudyPrediction"], results
     for pred in results:
-        assert pred.views == ["SAX"]
+        assert pred.views == ["SAX"] and pred.input == str(archive)
         assert all(c["view"] == "SAX" for c in pred.clips)
         # 12-13 slices: both ends dropped, every second kept
         assert 5 <= pred.n_clips <= 6

@@ -86,6 +86,7 @@ def test_viewer_shows_a_synthetic_study_with_overlays(server, synthetic_study, t
         n_clips = page.locator("#clips .clip").count()
         assert n_clips >= 4
         assert f"({n_clips} clips)" in page.text_content("#views-used")
+        assert page.text_content("#views-used").startswith(f"{study.name}: ")  # the input, as the user gave it
         captions = " ".join(page.locator("#clips .clip").all_text_contents())
         assert all(view in captions for view in ("SAX", "2CH", "3CH", "4CH"))
         sizes = page.eval_on_selector_all("#clips img", "imgs => imgs.map(i => i.complete && i.naturalWidth)")

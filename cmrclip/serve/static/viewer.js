@@ -30,7 +30,8 @@
   }
 
   function renderStudy(pred) {
-    $("views-used").textContent = "Views used: " + pred.views.join(", ") + " (" + pred.n_clips + " clips)";
+    const input = pred.input ? pred.input + ": " : "";
+    $("views-used").textContent = input + "views used: " + pred.views.join(", ") + " (" + pred.n_clips + " clips)";
     const list = $("warnings");
     list.replaceChildren(...pred.warnings.map((w) => text("li", w)));
   }
@@ -90,7 +91,7 @@
     const token = $("token").value.trim();
     if (token) headers.Authorization = "Bearer " + token;
     try {
-      const response = await fetch("/v1/predict?explain=true", { method: "POST", body: file, headers: headers });
+      const response = await fetch("/v1/predict?explain=true&name=" + encodeURIComponent(file.name), { method: "POST", body: file, headers: headers });
       const body = await response.json();
       if (!response.ok) {
         showError("The study was not accepted (" + response.status + "): " + body.error.message);
