@@ -93,7 +93,7 @@ def slice_positions_along(positions: np.ndarray, normal: np.ndarray) -> np.ndarr
 def _dedupe_sop(headers: Sequence[Header], study: str, faults: list[Fault]) -> list[Header]:
     seen: dict[str, Header] = {}
     for h in sorted(headers, key=lambda h: h.ref.name):
-        key = h.sop_uid or h.ref.name
+        key = f"{h.sop_uid or h.ref.name}#{h.frame_index}"
         if key in seen:
             faults.append(Fault(study, h.ref.name, "geometry", f"duplicate instance of {seen[key].ref.name}; ignored"))
         else:
@@ -135,7 +135,7 @@ def _slice_frames(headers: list[Header], study: str, faults: list[Fault]) -> tup
             frames += [(start + i * step, h.instance_number, FrameRef(h, i)) for i in range(h.n_frames)]
         else:
             t = h.trigger_time if h.trigger_time is not None else float("nan")
-            frames.append((t, h.instance_number, FrameRef(h, 0)))
+            frames.append((t, h.instance_number, FrameRef(h, h.frame_index)))
     has_time = not any(np.isnan(t) for t, _, _ in frames)
     frames.sort(key=lambda x: (x[0] if has_time else 0.0, x[1], x[2].header.ref.name, x[2].frame))
     kept: list[tuple[float, int, FrameRef]] = []

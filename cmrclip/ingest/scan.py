@@ -1,5 +1,9 @@
 """Find DICOM files in folders and archives and read their headers only (``stop_before_pixels``).
 
+Pixel data in any transfer syntax that pydicom's installed plugins decode is read (uncompressed, RLE, JPEG
+baseline/extended/lossless, JPEG-LS and JPEG 2000 through ``pylibjpeg``); :func:`undecodable_reason` names the
+others, so that ingestion skips their series with a fault instead of failing on their pixels.
+
 Zip members are read in place; tar archives (``.tar``, ``.tar.gz``, ``.tgz``, ``.tar.xz``, ``.tar.bz2``) are
 streamed once and their members spooled into a work folder, because compressed tar has no random access.
 """
@@ -24,9 +28,10 @@ import pydicom.config
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 
+from cmrclip.ingest.enhanced import FrameGeometry, frame_geometry, frame_rescale
 from cmrclip.ingest.faults import Fault
 
-__all__ = ["FileRef", "Header", "expand_sources", "read_header", "read_pixels", "scan_headers"]
+__all__ = ["FileRef", "Header", "expand_sources", "read_header", "read_pixels", "scan_headers", "undecodable_reason"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +65,8 @@ class Header:
     """What ingestion needs from one DICOM file's header (no pixels).
 
     Identifiers (``patient_id``, ``accession``, ``study_uid``) are held in memory only and hashed before storage.
+    ``frames`` holds each frame's geometry for enhanced multi-frame files (empty otherwise); after
+    :func:`cmrclip.ingest.enhanced.split_frames` a header stands for the one frame ``frame_index`` of its file.
     """
 
     ref: FileRef
@@ -88,6 +95,9 @@ class Header:
     modality: str
     sequence_name: str = ""
     scanning_sequence: tuple[str, ...] = ()
+    transfer_syntax: str = ""
+    frames: tuple[FrameGeometry, ...] = ()
+    frame_index: int = 0
 
 
 def _is_tar(path: Path) -> bool:
@@ -225,6 +235,8 @@ def _header(ref: FileRef, ds: pydicom.Dataset) -> Header:
         modality=str(ds.get("Modality", "") or ""),
         sequence_name=str(ds.get("SequenceName", "") or "").strip(),
         scanning_sequence=tuple(str(v).upper() for v in _multi(ds.get("ScanningSequence"))),
+        transfer_syntax=str(getattr(ds.get("file_meta"), "TransferSyntaxUID", "") or ""),
+        frames=frame_geometry(ds),
     )
 
 
@@ -247,7 +259,8 @@ _HEADER_TAGS = [
     "SeriesInstanceUID", "SeriesDescription", "SeriesNumber", "SOPInstanceUID", "SOPClassUID", "InstanceNumber",
     "Rows", "Columns", "NumberOfFrames", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing",
     "ImagerPixelSpacing", "ReconstructionDiameter", "FieldOfViewDimensions", "SliceThickness", "TriggerTime",
-    "FrameTime", "ImageType", "Modality", "SequenceName", "ScanningSequence",
+    "FrameTime", "ImageType", "Modality", "SequenceName", "ScanningSequence", "SharedFunctionalGroupsSequence",
+    "PerFrameFunctionalGroupsSequence",
 ]  # fmt: skip
 """The only tags parsed when scanning (parsing whole headers costs more than reading them)."""
 
@@ -310,6 +323,24 @@ def read_pixels(ref: FileRef) -> np.ndarray:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[0] != n_frames or int(ds.Rows) != arr.shape[1] or int(ds.Columns) != arr.shape[2]:
         raise ValueError(f"pixel array shape {arr.shape} disagrees with the header")
-    slope = _num(ds, "RescaleSlope", 1.0) or 1.0
-    intercept = _num(ds, "RescaleIntercept", 0.0) or 0.0
-    return arr * np.float32(slope) + np.float32(intercept)
+    slope, intercept = frame_rescale(ds, n_frames)
+    return arr * slope[:, None, None] + intercept[:, None, None]
+
+
+def undecodable_reason(transfer_syntax: str) -> str | None:
+    """Why pixel data in ``transfer_syntax`` cannot be decoded here (None when it can, or when it is not given)."""
+    if not transfer_syntax:
+        return None
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import UID
+
+    uid = UID(transfer_syntax)
+    name = f"{uid.name} ({uid})" if uid.is_transfer_syntax else repr(transfer_syntax)
+    try:
+        decoder = get_decoder(uid)
+    except NotImplementedError:
+        return f"transfer syntax {name}: no pixel data decoder exists for it in pydicom; convert the series first"
+    if not decoder.is_available:
+        missing = "; ".join(decoder.missing_dependencies) or "install pylibjpeg and its plugins"
+        return f"transfer syntax {name}: no decoder installed ({missing})"
+    return None

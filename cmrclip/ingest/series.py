@@ -3,6 +3,9 @@
 A study is identified by its AccessionNumber (the key reports and labels use), else its StudyInstanceUID. A series
 is a cine when it has at least ``min_phases`` phases (distinct TriggerTimes at one position, or frames of a
 multi-frame file) and is not phase-contrast, a localiser, or a derived map; everything else is skipped with a reason.
+Enhanced multi-frame files are first split into one header per frame (:mod:`cmrclip.ingest.enhanced`), so they
+form the same stacks as classic series; a series whose transfer syntax cannot be decoded here is skipped with a
+fault that names the syntax.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cmrclip.ingest.enhanced import split_frames
 from cmrclip.ingest.faults import Fault, loses_data
 from cmrclip.ingest.geometry import CineLayout, merge_stacks, order_cine, plane_normal
-from cmrclip.ingest.scan import Header
+from cmrclip.ingest.scan import Header, undecodable_reason
 from cmrclip.ingest.views import SeriesPlane, ViewDecision, ViewRules, identify_views
 
 __all__ = ["StudyPlan", "ViewCine", "cine_skip_reason", "group_studies", "plan_study", "study_identifier"]
@@ -174,9 +178,9 @@ def plan_study(
     faults: list[Fault] = []
     ordered: list[tuple[int, CineLayout, str]] = []
     partial = False
-    for series in _group_series(headers).values():
+    for series in _group_series(split_frames(headers)).values():
         first = series[0]
-        reason = cine_skip_reason(series, min_phases)
+        reason = cine_skip_reason(series, min_phases) or undecodable_reason(first.transfer_syntax)
         if reason is not None:
             faults.append(Fault(study, first.ref.name, "series", f"skipped series {first.series_number}: {reason}"))
             continue
