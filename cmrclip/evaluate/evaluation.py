@@ -22,7 +22,7 @@ from cmrclip.evaluate.agreement import scan_rescan_agreement
 from cmrclip.evaluate.bootstrap import bootstrap_ci, stratified_bootstrap_ci
 from cmrclip.evaluate.calibration import expected_calibration_error
 from cmrclip.evaluate.conformal import empirical_coverage, fit_conformal
-from cmrclip.evaluate.delong import delong_ci, delong_paired_test
+from cmrclip.evaluate.delong import delong_ci, delong_paired_test, delong_unpaired_test
 from cmrclip.evaluate.io import DuplicatePolicy, Predictions, align_predictions
 from cmrclip.progress import ProgressFn, null_progress
 
@@ -132,6 +132,30 @@ def comparison_row(labels: np.ndarray, scores: np.ndarray, base_scores: np.ndarr
     )  # fmt: skip
 
 
+def unpaired_comparison_row(
+    labels: np.ndarray, scores: np.ndarray, base_labels: np.ndarray, base_scores: np.ndarray, target: str
+) -> dict[str, object]:
+    """Compare two tables that keep their own rows (``duplicates=keep``).
+
+    The paired DeLong test when their label vectors are identical (rows paired in table order), else the unpaired
+    test with Welch degrees of freedom, as R ``pROC``'s ``roc.test`` does. The original system paired rows in each
+    exported file's order, which a folder read as one table does not keep, so its p-values are not all reproduced.
+    """
+    y1, s1, y2, s2 = (np.asarray(a, dtype=np.float64) for a in (labels, scores, base_labels, base_scores))
+    k1, k2 = ~(np.isnan(y1) | np.isnan(s1)), ~(np.isnan(y2) | np.isnan(s2))
+    y1, s1, y2, s2 = y1[k1], s1[k1], y2[k2], s2[k2]
+    try:
+        paired = np.array_equal(y1, y2)
+        test = delong_paired_test(y1, s1, s2) if paired else delong_unpaired_test(y1, s1, y2, s2)
+    except CmrclipError as exc:
+        return _row("difference", target, "auroc", np.nan, n=int(k1.sum()), flag=str(exc))
+    flag = "" if test.paired else "unpaired DeLong test (the tables' rows differ)"
+    return _row(
+        "difference", target, "auroc", test.difference, p_value=test.p_value, n=int(k1.sum()),
+        n_positive=int(y1.sum()), flag=flag,
+    )  # fmt: skip
+
+
 def lvef_rows(
     pred: np.ndarray, true: np.ndarray, cfg: EvaluateConfig, rng: np.random.Generator, model: str
 ) -> list[dict[str, object]]:
@@ -227,12 +251,16 @@ def evaluate_predictions(
 ) -> pd.DataFrame:
     """Evaluate every target of ``model`` (and ``baseline``, compared by paired DeLong tests) into one long table.
 
+    With ``duplicates=keep`` each table is evaluated on its own rows and truth (their ids need not match), and the
+    comparison is :func:`unpaired_comparison_row`.
+
     Raises:
         DataError: if the baseline covers different studies than the model.
     """
     cfg = cfg or EvaluateConfig()
     rng = np.random.default_rng(cfg.seed)
-    base = align_predictions(model, baseline) if baseline is not None else None
+    own_rows = cfg.duplicates == "keep"  # each table keeps its own rows and truth; no pairing by study id
+    base = align_predictions(model, baseline) if baseline is not None and not own_rows else baseline
     rows: list[dict[str, object]] = []
     targets = model.targets
     for i, target in enumerate(targets):
@@ -241,14 +269,17 @@ def evaluate_predictions(
         rows += binary_rows(y, s, target, cfg, rng, "model")
         if base is not None and target in base.targets:
             bs = base.table[f"{target}_score"].to_numpy(np.float64)
-            rows += binary_rows(y, bs, target, cfg, rng, "baseline")
-            rows.append(comparison_row(y, s, bs, target))
+            by = base.table[target].to_numpy(np.float64) if own_rows else y
+            rows += binary_rows(by, bs, target, cfg, rng, "baseline")
+            compare = unpaired_comparison_row(y, s, by, bs, target) if own_rows else comparison_row(y, s, bs, target)
+            rows.append(compare)
         progress("evaluate", i + 1, len(targets))
     if model.has_lvef:
         true = model.table["lvef"].to_numpy(np.float64)
         rows += lvef_rows(model.table["lvef_pred"].to_numpy(np.float64), true, cfg, rng, "model")
         if base is not None and base.has_lvef:
-            rows += lvef_rows(base.table["lvef_pred"].to_numpy(np.float64), true, cfg, rng, "baseline")
+            base_true = base.table["lvef"].to_numpy(np.float64) if own_rows else true
+            rows += lvef_rows(base.table["lvef_pred"].to_numpy(np.float64), base_true, cfg, rng, "baseline")
         rows += repeat_rows(model.table)
     table = pd.DataFrame(rows, columns=COLUMNS)
     table = pd.concat([table, pd.DataFrame(summary_rows(table), columns=COLUMNS)], ignore_index=True)

@@ -22,7 +22,7 @@ __all__ = ["DuplicatePolicy", "Predictions", "align_predictions", "read_predicti
 
 logger = logging.getLogger(__name__)
 
-DuplicatePolicy = Literal["error", "first"]
+DuplicatePolicy = Literal["error", "first", "keep"]
 ID_COLUMNS = ("study_key", "id", "study_id", "filenames", "filename", "study")
 SCORE_COLUMNS = ("score", "scores", "prob", "probs", "probability")
 LABEL_COLUMNS = ("label", "labels", "target", "truth", "y")
@@ -141,8 +141,16 @@ def _dedupe(frame: pd.DataFrame, policy: DuplicatePolicy, source: str, notes: li
     if policy == "error":
         raise DataError(
             f"{source}: {int(dup.sum())} duplicated study ids (e.g. {examples}); remove them, "
-            "or set duplicates=first to keep each id's first row"
+            "or set duplicates=first to keep each id's first row (or duplicates=keep to keep every row)"
         )
+    if policy == "keep":  # every row counts, as in the original system's exported tables
+        repeat = frame.groupby("study_key").cumcount()
+        renamed = frame["study_key"].where(repeat == 0, frame["study_key"] + "#" + (repeat + 1).astype(str))
+        notes.append(
+            f"{source}: {int(dup.sum())} duplicated study ids kept as separate rows, renamed ID#2, ID#3, ... "
+            f"(duplicates=keep, as the original system's exported tables counted them; e.g. {examples})"
+        )
+        return frame.assign(study_key=renamed)
     notes.append(f"{source}: {int(dup.sum())} duplicated study ids dropped, first row kept (e.g. {examples})")
     return frame.loc[~dup]
 
@@ -169,7 +177,8 @@ def read_predictions(path: Path, duplicates: DuplicatePolicy = "error") -> Predi
 
     Args:
         path: a ``.csv``, ``.jsonl``, ``.json`` (records or W&B table) file, or a folder of such files.
-        duplicates: ``"error"`` to refuse duplicated study ids, ``"first"`` to keep each id's first row (noted).
+        duplicates: ``"error"`` to refuse duplicated study ids, ``"first"`` to keep each id's first row, ``"keep"``
+            to keep every row (the k-th repeat of an id becomes ``ID#k``); both are noted.
 
     Raises:
         DataError: if the path is missing, unreadable or has no usable columns, or ids are duplicated.
@@ -192,7 +201,9 @@ def read_predictions(path: Path, duplicates: DuplicatePolicy = "error") -> Predi
         raise DataError(f"predictions {path} do not exist; give a CSV/JSON file or a folder of them")
     _check_truth(table, str(path))
     if notes:
-        logger.warning("%s: %d files had duplicated study ids; kept first rows (see the notes)", path, len(notes))
+        logger.warning(
+            "%s: %d files had duplicated study ids (duplicates=%s; see the notes)", path, len(notes), duplicates
+        )
     table.index.name = "study_key"
     preds = Predictions(table=table, source=str(path), notes=notes)
     if not preds.targets and not preds.has_lvef:

@@ -60,6 +60,9 @@ def test_duplicates_refused_or_kept_first(tmp_path):
         read_predictions(tmp_path / "d.csv")
     preds = read_predictions(tmp_path / "d.csv", duplicates="first")
     assert preds.table.loc["a", "d_score"] == 0.1 and len(preds.notes) == 1
+    kept = read_predictions(tmp_path / "d.csv", duplicates="keep")
+    assert kept.table["d_score"].to_dict() == {"a": 0.1, "a#2": 0.9, "b": 0.2}
+    assert "kept as separate rows" in kept.notes[0]
 
 
 def test_mismatched_ids_between_model_and_baseline(predictions_csv, tmp_path):

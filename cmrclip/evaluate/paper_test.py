@@ -117,3 +117,31 @@ def test_evaluate_the_authors_folders_end_to_end(shared_data):
     assert "Atrial.Myxoma" in expected and set(few["target"]) == expected  # 7 positives
     ok = table[(table["model"] == "model") & (table["metric"] == "auroc") & (table["flag"] == "")]
     assert macro["model"] == pytest.approx(ok["value"].mean())
+
+
+def test_cli_with_duplicates_kept_reproduces_every_unflipped_auroc_and_ci(shared_data, tmp_path):
+    """`cmrclip evaluate --set duplicates=keep` on the authors' folders: their AUROCs and DeLong CIs, from the CLI."""
+    from typer.testing import CliRunner
+
+    from cmrclip.cli import app
+
+    root = shared_data / "paper_predictions" / "internal_test"
+    args = ["evaluate", str(root / "pretrained"), "--baseline", str(root / "kinetics_baseline")]
+    result = CliRunner().invoke(app, [*args, "--set", "duplicates=keep", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    got = pd.read_csv(tmp_path / "metrics.csv")
+    got = got[got["metric"] == "auroc"].set_index(["model", "target"])
+    ref = pd.read_csv(root / "internal_test_auc_sig_results_combined.csv")
+    checked = 0
+    for _, row in ref.iterrows():
+        for model, ours in (("pretrained", "model"), ("baseline", "baseline")):
+            if (row["target"], model) in FLIPPED:
+                continue
+            cell = got.loc[(ours, row["target"])]
+            published = (row[f"auc_{model}"], row[f"lower_{model}"], row[f"upper_{model}"])
+            np.testing.assert_allclose((cell["value"], cell["lower"], cell["upper"]), published, atol=1e-4, rtol=0)
+            checked += 1
+    assert checked == 2 * 35 - len(FLIPPED)
+    assert got.loc[("model", "Amyloid"), "n"] == 1215 + 3  # the 3 duplicated rows count, as in the authors' tables
+    report = (tmp_path / "report.html").read_text()
+    assert "duplicated study ids kept as separate rows" in report

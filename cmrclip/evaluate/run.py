@@ -70,16 +70,21 @@ def write_metrics(table: pd.DataFrame, out_dir: Path, info: dict[str, Any]) -> t
     return json_path, csv_path
 
 
-def _panels(model: Predictions, base: Predictions | None, targets: list[str]) -> list[Panel]:
+def _known(curve: Curve) -> Curve:
+    """The curve without rows of unknown truth or score."""
+    keep = ~np.isnan(curve.labels) & ~np.isnan(curve.scores)
+    return Curve(curve.name, curve.labels[keep], curve.scores[keep])
+
+
+def _panels(model: Predictions, base: Predictions | None, targets: list[str], own_rows: bool) -> list[Panel]:
     panels = []
     for target in targets:
         y = model.table[target].to_numpy(np.float64)
         curves = [Curve("model", y, model.table[f"{target}_score"].to_numpy(np.float64))]
         if base is not None and target in base.targets:
-            curves.append(Curve("baseline", y, base.table[f"{target}_score"].to_numpy(np.float64)))
-        known = ~np.isnan(y) & ~np.isnan(curves[0].scores)
-        curves = [Curve(c.name, y[known], c.scores[known]) for c in curves]
-        panels.append(Panel(target, curves))
+            by = base.table[target].to_numpy(np.float64) if own_rows else y
+            curves.append(Curve("baseline", by, base.table[f"{target}_score"].to_numpy(np.float64)))
+        panels.append(Panel(target, [_known(c) for c in curves]))
     return panels
 
 
@@ -96,7 +101,7 @@ def _make_plots(
     plots: dict[str, Path] = {}
     targets = _plot_targets(model, table, cfg.max_roc_panels)
     if targets:
-        panels = _panels(model, base, targets)
+        panels = _panels(model, base, targets, cfg.duplicates == "keep")
         plots["roc"] = plot_roc(panels, out_dir / "roc.png")
         if all(c.scores.min() >= 0 and c.scores.max() <= 1 for p in panels for c in p.curves if c.scores.size):
             plots["calibration"] = plot_reliability(panels, out_dir / "calibration.png", cfg.ece_bins)
@@ -104,7 +109,8 @@ def _make_plots(
     for name, preds in (("model", model), ("baseline", base)):
         if preds is None or name not in set(ok["model"]):
             continue
-        pred, true = preds.table["lvef_pred"].to_numpy(np.float64), model.table["lvef"].to_numpy(np.float64)
+        truth = preds if cfg.duplicates == "keep" else model  # keep: each table against its own truth
+        pred, true = preds.table["lvef_pred"].to_numpy(np.float64), truth.table["lvef"].to_numpy(np.float64)
         suffix = "" if name == "model" else "_baseline"
         plots[f"lvef_scatter{suffix}"] = plot_lvef_scatter(pred, true, out_dir / f"lvef_scatter{suffix}.png", name)
         path = out_dir / f"lvef_bland_altman{suffix}.png"
@@ -177,7 +183,7 @@ def run_evaluate(
     out_dir = Path(out_dir)
     model = read_predictions(predictions, cfg.duplicates)
     base = read_predictions(baseline, cfg.duplicates) if baseline is not None else None
-    base = align_predictions(model, base) if base is not None else None
+    base = align_predictions(model, base) if base is not None and cfg.duplicates != "keep" else base
     table = evaluate_predictions(model, base, cfg, progress)
     info = {
         "predictions": str(predictions),
