@@ -16,7 +16,7 @@ from cmrclip.evaluate.bootstrap import bootstrap_ci
 from cmrclip.evaluate.metrics import auroc
 from cmrclip.evaluate.plots import save_figure
 
-__all__ = ["headline_scores", "plot_training_curves", "zeroshot_summary"]
+__all__ = ["headline_scores", "plot_training_curves", "recall_columns", "training_figure", "zeroshot_summary"]
 
 
 def _macro_auroc(y: np.ndarray, s: np.ndarray) -> float:
@@ -70,19 +70,32 @@ def plot_training_curves(metrics_jsonl: Path, out_png: Path) -> Path:
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not records:
         raise DataError(f"{path} holds no records")
-    table = pd.DataFrame(records)
+    return save_figure(training_figure(pd.DataFrame(records)), out_png)
+
+
+def recall_columns(table: pd.DataFrame) -> list[str]:
+    """The held-out retrieval recall columns of pretraining metrics (``video_to_text_r@5``, ...) with a value."""
+    return sorted(c for c in table.columns if "_r@" in c and table[c].notna().any())
+
+
+def training_figure(table: pd.DataFrame) -> Figure:
+    """Loss, temperature and held-out recall@k against the step; an empty recall panel says why."""
     fig = Figure(figsize=(10, 3.2), layout="constrained")
     ax_loss, ax_temp, ax_recall = fig.subplots(1, 3)
     ax_loss.plot(table["step"], table["loss"], marker="o", ms=3)
     ax_loss.set(xlabel="step", ylabel="InfoNCE loss (train)")
     ax_temp.plot(table["step"], table["temperature"], marker="o", ms=3)
     ax_temp.set(xlabel="step", ylabel="temperature")
-    for column in sorted(c for c in table.columns if "recall" in c):
-        ax_recall.plot(table["step"], table[column], marker="o", ms=3, label=column)
+    for column in recall_columns(table):
+        known = table[column].notna()
+        ax_recall.plot(table.loc[known, "step"], table.loc[known, column], marker="o", ms=3, label=column)
     ax_recall.set(xlabel="step", ylabel="held-out recall")
     if ax_recall.lines:
         ax_recall.legend(fontsize=7)
-    return save_figure(fig, out_png)
+    else:
+        why = "no held-out recall recorded\n(no held-out studies, or no\nevaluation step in this run)"
+        ax_recall.text(0.5, 0.5, why, ha="center", va="center", transform=ax_recall.transAxes, fontsize=8)
+    return fig
 
 
 def zeroshot_summary(

@@ -9,7 +9,13 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from cmrclip.errors import DataError
-from cmrclip.evaluate.training import headline_scores, plot_training_curves, zeroshot_summary
+from cmrclip.evaluate.training import (
+    headline_scores,
+    plot_training_curves,
+    recall_columns,
+    training_figure,
+    zeroshot_summary,
+)
 
 
 def _table(seed: int = 0, n: int = 120) -> pd.DataFrame:
@@ -59,6 +65,12 @@ def test_training_curves_plot_and_errors(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     png = plot_training_curves(path, tmp_path / "curves.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = pd.DataFrame(records)
+    recall = training_figure(table).axes[2]
+    assert [line.get_label() for line in recall.lines] == ["video_to_text_r@5"]  # the held-out recall is drawn
+    assert recall_columns(table) == ["video_to_text_r@5"]
+    empty = training_figure(table.drop(columns=["video_to_text_r@5"])).axes[2]
+    assert not empty.lines and "no held-out recall" in empty.texts[0].get_text()  # an empty panel says why
     with pytest.raises(DataError, match="no training metrics"):
         plot_training_curves(tmp_path / "missing.jsonl", tmp_path / "x.png")
     (tmp_path / "empty.jsonl").write_text("\n")
