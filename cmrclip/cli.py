@@ -350,14 +350,13 @@ def finetune(config: ConfigOpt = None, overrides: SetOpt = None) -> None:
 def zeroshot(config: ConfigOpt = None, overrides: SetOpt = None) -> None:
     """Zero-shot conditions and LVEF from prompts, and retrieval recall@k; each beside a random video tower."""
     from cmrclip.config import load_config
-    from cmrclip.evaluate.training import zeroshot_summary
+    from cmrclip.evaluate.training import write_zeroshot_summary
     from cmrclip.train.zeroshot import ZeroshotConfig, run_zeroshot
 
     cfg = load_config(ZeroshotConfig, config, overrides)
     with progress_bar() as progress:
         result = run_zeroshot(cfg, progress=progress)
-    table = zeroshot_summary(result.predictions, result.random_predictions, result.retrieval, result.random_retrieval)
-    table.to_csv(Path(cfg.out_dir) / "summary.csv", index=False)
+    table = write_zeroshot_summary(result, Path(cfg.out_dir))
     parts = [f"{r.metric} {r.encoder:.3f} (random {r.random_encoder:.3f})" for r in table.itertuples()]
     done(f"zero-shot on {len(result.predictions)} studies (cine-visible conditions): " + "; ".join(parts))
 
@@ -366,17 +365,13 @@ def zeroshot(config: ConfigOpt = None, overrides: SetOpt = None) -> None:
 def data_efficiency(config: ConfigOpt = None, overrides: SetOpt = None) -> None:
     """Grid {inits} x {label fractions} x {seeds} of fine-tuning runs (restartable); table.csv and plots."""
     from cmrclip.config import load_config
-    from cmrclip.evaluate.plots import plot_data_efficiency
-    from cmrclip.evaluate.training import headline_scores
+    from cmrclip.evaluate.training import headline_scores, plot_experiment
     from cmrclip.train.experiment import ExperimentConfig, run_experiment
 
     cfg = load_config(ExperimentConfig, config, overrides, defaults="experiment.yaml")
     with progress_bar() as progress:
         result = run_experiment(cfg, headline_scores, progress=progress)
-    for metric, label in (("macro_auroc", "macro AUROC (test)"), ("lvef_mae", "LVEF MAE, % (test)")):
-        rows = result.table[result.table["metric"] == metric]
-        if rows["value"].notna().any():
-            plot_data_efficiency(rows, result.out_dir / f"data_efficiency_{metric}.png", metric_label=label)
+    plot_experiment(result.table, result.out_dir)
     done(f"wrote {result.table_path} ({result.n_run} cells run, {result.n_skipped} already done)")
 
 
@@ -428,18 +423,11 @@ def predict(
     salt: SaltOpt = None,
 ) -> None:
     """LVEF with a conformal interval, calibrated condition probabilities and warnings, one JSON line per study."""
-    import json
-
-    from cmrclip.serve.predict import PredictionFault, load_model
+    from cmrclip.serve.predict import load_model, write_predictions
 
     loaded = load_model(model, salt=salt)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    n_ok = n_bad = 0
-    with progress_bar() as progress, out.open("w", encoding="utf-8") as handle:
-        for result in loaded.predict_many(studies, progress=progress, total=len(studies)):
-            failed = isinstance(result, PredictionFault)
-            handle.write(json.dumps(result.to_dict()) + "\n")
-            n_ok, n_bad = n_ok + (not failed), n_bad + failed
+    with progress_bar() as progress:
+        n_ok, n_bad = write_predictions(loaded, studies, out, progress=progress)
     done(f"wrote {out}: {n_ok} studies predicted, {n_bad} failed")
 
 
@@ -494,9 +482,13 @@ def demo(
     """The whole job on the embedded synthetic cohort: synth, ingest, pretrain, fine-tune, evaluate, zero-shot."""
     from cmrclip.config import load_config
     from cmrclip.demo import DemoConfig, run_demo
+    from cmrclip.handover import next_commands, program_name
 
     cfg = load_config(DemoConfig, None, [f"size={size}", f"seed={seed}", f"device={device}"])
     with progress_bar() as progress:
         result = run_demo(out, cfg, progress=progress)
     total = sum(result.seconds.values())
     done(f"demo finished in {total / 60:.1f} min; open {result.report}")
+    if result.handover is not None:
+        done(f"ready model: {out / 'model.pt'} (cell {result.handover.cell}); try next:")
+        done("\n".join(f"  {line}" for line in next_commands(result.handover, out, program_name())))

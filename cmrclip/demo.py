@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from cmrclip.config import StrictModel, load_config, save_config
-from cmrclip.evaluate import ReportSection, build_html_report, plot_data_efficiency, run_evaluate
-from cmrclip.evaluate.training import headline_scores, plot_training_curves, zeroshot_summary
+from cmrclip.evaluate import ReportSection, build_html_report, run_evaluate
+from cmrclip.evaluate.training import headline_scores, plot_experiment, plot_training_curves, write_zeroshot_summary
+from cmrclip.handover import HandOver, hand_over, next_commands
 from cmrclip.ingest.pipeline import IngestConfig, ingest
 from cmrclip.progress import ProgressFn, null_progress
 from cmrclip.synth.cohort import generate_cohort
@@ -90,6 +91,8 @@ class DemoResult:
     report: Path
     headline: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    handover: HandOver | None = None
+    """The ready model (``OUT/model.pt``) and study (``OUT/demo_study.zip``) for the commands to try next."""
 
 
 def _scrub(text: str, identifiers: Any = ()) -> str:
@@ -191,6 +194,12 @@ def _report(out: Path, parts: dict[str, Any], clock: _Clock, cfg: DemoConfig) ->
             images=list(evaluation.plots.values())[:4],
         ),
         ReportSection("Zero-shot (text prompts, no labels)", table=zeroshot),
+        ReportSection(
+            "Try it: the ready model",
+            text=f"{out / 'model.pt'} is the fine-tuned cell {parts['handover'].cell} ({parts['handover'].reason}); "
+            f"{out / 'demo_study.zip'} is one of its test studies. Next:\n"
+            + "\n".join(next_commands(parts["handover"], out)),
+        ),
         ReportSection("Time per stage (s)", table=[{"stage": k, "seconds": v} for k, v in clock.seconds.items()]),
     ]
     return build_html_report("cmrclip demo", sections, out / "report.html", subtitle=f"size {cfg.size}")
@@ -231,11 +240,7 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, progress: ProgressFn 
     exp_cfg = _experiment_config(out / "finetune", store, out / "pretrain" / "encoder.pt", scale, cfg)
     experiment = run_experiment(exp_cfg, headline_scores, progress=progress)
     parts["experiment"] = experiment
-    parts["efficiency_plots"] = [
-        plot_data_efficiency(experiment.table[experiment.table["metric"] == m], out / f"data_efficiency_{m}.png", lbl)
-        for m, lbl in (("macro_auroc", "macro AUROC (test)"), ("lvef_mae", "LVEF MAE, % (test)"))
-        if experiment.table.loc[experiment.table["metric"] == m, "value"].notna().any()
-    ]
+    parts["efficiency_plots"] = plot_experiment(experiment.table, out)
     clock.stage("finetune", start)
     start, low = time.perf_counter(), min(scale.fractions)
     cells = out / "finetune" / "cells"
@@ -245,9 +250,10 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, progress: ProgressFn 
     )
     zs_cfg = ZeroshotConfig(store_root=str(store), clip_path=str(out / "pretrain" / "clip.pt"), out_dir=str(out / "zs"))
     zs = run_zeroshot(zs_cfg, progress=progress)
-    parts["zeroshot"] = zeroshot_summary(zs.predictions, zs.random_predictions, zs.retrieval, zs.random_retrieval)
+    parts["zeroshot"] = write_zeroshot_summary(zs, out / "zs")
     clock.stage("evaluate", start)
+    parts["handover"] = hand_over(out, out / "cohort" / "dicom", ingest_cfg.salt.get_secret_value())
     report = _report(out, parts, clock, cfg)
     headline = _headline(experiment.table, low).to_dict(orient="records")
     (out / "headline.json").write_text(json.dumps({"headline": headline, "seconds": clock.seconds}, indent=1))
-    return DemoResult(out, report, {"data_efficiency": headline}, clock.seconds)
+    return DemoResult(out, report, {"data_efficiency": headline}, clock.seconds, parts["handover"])

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ def demo_run(tmp_path_factory):
     result = CliRunner().invoke(app, ["demo", "--out", str(out), "--size", "tiny", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "open" in result.output
+    (out / "cli_output.txt").write_text(result.output)
     return out
 
 
@@ -46,3 +48,37 @@ def test_predict_agrees_with_the_evaluated_predictions(demo_run):
     store = demo_run / "store"
     got = [model.predict(f"{store}#{key}").lvef.value for key in expected["study_key"]]
     np.testing.assert_allclose(got, expected["lvef_pred"], atol=1e-3)
+
+
+def _next_commands(output: str) -> list[list[str]]:
+    lines = output.split("try next:", 1)[1].strip().splitlines()
+    return [shlex.split(line, comments=True) for line in lines]
+
+
+@pytest.mark.slow
+def test_demo_hands_over_a_model_a_study_and_commands_that_work(demo_run, tmp_path):
+    """The printed next commands name files that exist, and predict and explain run as printed."""
+    from fastapi.testclient import TestClient
+
+    from cmrclip.serve.api import create_app
+
+    out, output = demo_run, (demo_run / "cli_output.txt").read_text()
+    commands = _next_commands(output)
+    assert [c[1] for c in commands] == ["predict", "explain", "serve"]
+    assert all(c[0] == "cmrclip" for c in commands)
+    model, study = out / "model.pt", out / "demo_study.zip"
+    assert commands[0][2] == commands[1][2] == str(study) and study.is_file()
+    assert commands[2][commands[2].index("--model") + 1] == str(model)
+    report = (out / "report.html").read_text()
+    cell = re.search(r"the fine-tuned cell (pretrained/f[\d.]+/s\d+)", report).group(1)
+    assert model.read_bytes() == (out / "finetune" / "cells" / cell / "model.pt").read_bytes()
+    for command in commands[:2]:
+        result = CliRunner().invoke(app, command[1:])
+        assert result.exit_code == 0, result.output
+    line = json.loads((out / "predictions.jsonl").read_text().splitlines()[0])
+    assert line["input"] == str(study) and "error" not in line and len(line["conditions"]) == 39 + 1  # + normal
+    assert (out / "explain" / "explain.json").is_file()
+    with TestClient(create_app(model)) as client:  # what `serve` runs, without the network
+        assert client.get("/health").json()["model_loaded"] is True
+        response = client.post("/v1/predict", content=study.read_bytes(), params={"name": study.name})
+        assert response.status_code == 200 and response.json()["input"] == study.name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -14,9 +15,20 @@ from cmrclip.conditions import load_conditions
 from cmrclip.errors import DataError
 from cmrclip.evaluate.bootstrap import bootstrap_ci
 from cmrclip.evaluate.metrics import auroc
-from cmrclip.evaluate.plots import save_figure
+from cmrclip.evaluate.plots import plot_data_efficiency, save_figure
 
-__all__ = ["headline_scores", "plot_training_curves", "recall_columns", "training_figure", "zeroshot_summary"]
+if TYPE_CHECKING:
+    from cmrclip.train.zeroshot import ZeroshotResult
+
+__all__ = [
+    "headline_scores",
+    "plot_experiment",
+    "plot_training_curves",
+    "recall_columns",
+    "training_figure",
+    "write_zeroshot_summary",
+    "zeroshot_summary",
+]
 
 
 def _macro_auroc(y: np.ndarray, s: np.ndarray) -> float:
@@ -98,6 +110,19 @@ def training_figure(table: pd.DataFrame) -> Figure:
     return fig
 
 
+EXPERIMENT_METRICS = (("macro_auroc", "macro AUROC (test)"), ("lvef_mae", "LVEF MAE, % (test)"))
+
+
+def plot_experiment(table: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """``out_dir/data_efficiency_<metric>.png`` for each headline metric that has a value in the grid's table."""
+    plots = []
+    for metric, label in EXPERIMENT_METRICS:
+        rows = table[table["metric"] == metric]
+        if rows["value"].notna().any():
+            plots.append(plot_data_efficiency(rows, Path(out_dir) / f"data_efficiency_{metric}.png", label))
+    return plots
+
+
 def zeroshot_summary(
     predictions: pd.DataFrame,
     random_predictions: pd.DataFrame,
@@ -119,3 +144,11 @@ def zeroshot_summary(
         if "r@" in k
     ]
     return pd.DataFrame(rows, columns=["metric", "encoder", "random_encoder"])
+
+
+def write_zeroshot_summary(result: ZeroshotResult, out_dir: Path) -> pd.DataFrame:
+    """:func:`zeroshot_summary` of a zero-shot run, also written to ``out_dir/summary.csv``."""
+    table = zeroshot_summary(result.predictions, result.random_predictions, result.retrieval, result.random_retrieval)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    table.to_csv(Path(out_dir) / "summary.csv", index=False)
+    return table

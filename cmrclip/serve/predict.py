@@ -9,8 +9,9 @@ Calibration (Platt scaling per condition) and the conformal interval are fitted 
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = [
     "PredictionFault",
     "StudyPrediction",
     "load_model",
+    "write_predictions",
 ]
 
 logger = logging.getLogger(__name__)
@@ -268,3 +270,18 @@ def load_model(
     """
     clip = None if clip_path is None else Path(clip_path)
     return Model(read_parts(Path(path), device=device, clip_path=clip), salt=salt)
+
+
+def write_predictions(
+    model: Model, sources: Sequence[StudyLike], out: Path, progress: ProgressFn = null_progress
+) -> tuple[int, int]:
+    """Predict each source into ``out`` (JSON lines: a prediction, or ``{"input", "error"}``); return (ok, failed)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    n_ok = n_bad = 0
+    with out.open("w", encoding="utf-8") as handle:
+        for result in model.predict_many(sources, progress=progress, total=len(sources)):
+            handle.write(json.dumps(result.to_dict()) + "\n")
+            failed = isinstance(result, PredictionFault)
+            n_ok, n_bad = n_ok + (not failed), n_bad + failed
+    return n_ok, n_bad
