@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,12 +78,20 @@ def _grid(n: int, size: float = 3.0) -> tuple[Figure, list[Axes]]:
 
 def _roc_panel(ax: Axes, panel: Panel) -> None:
     ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls="--")
-    for curve in panel.curves:
+    for i, curve in enumerate(panel.curves):
         try:
             roc = roc_curve(curve.labels, curve.scores)
             ci = delong_ci(curve.labels, curve.scores)
-        except CmrclipError as exc:
-            ax.text(0.5, 0.5, f"{curve.name}: n/a", ha="center", fontsize=7)
+        except CmrclipError as exc:  # say why, one block per curve, stacked
+            why = textwrap.shorten(str(exc), 90)
+            ax.text(
+                0.5,
+                0.75 - 0.3 * i,
+                f"{curve.name}: no ROC\n{textwrap.fill(why, 34)}",
+                ha="center",
+                va="top",
+                fontsize=6,
+            )
             logger.info("no ROC for %s/%s: %s", panel.title, curve.name, exc)
             continue
         label = f"{curve.name} {ci.auc:.3f} [{ci.lower:.3f}, {ci.upper:.3f}]"

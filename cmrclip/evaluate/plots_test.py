@@ -32,3 +32,16 @@ def test_plot_roc_survives_a_one_class_target(tmp_path):
     assert plot_roc(panels, tmp_path / "roc.png").stat().st_size > 1000
     with pytest.raises(DataError):
         plot_roc([], tmp_path / "none.png")
+
+
+def test_a_panel_without_roc_says_why_for_each_curve():
+    from matplotlib.figure import Figure
+
+    from cmrclip.evaluate.plots import _roc_panel
+
+    ax = Figure().subplots()
+    _roc_panel(ax, Panel("bad", [Curve("model", np.zeros(4), np.ones(4)), Curve("baseline", np.zeros(4), np.ones(4))]))
+    texts = [t.get_text() for t in ax.texts]
+    assert len(texts) == 2 and texts[0].startswith("model: no ROC") and texts[1].startswith("baseline: no ROC")
+    assert all("one class" in t for t in texts)
+    assert ax.texts[0].get_position() != ax.texts[1].get_position()  # stacked, not printed over each other
