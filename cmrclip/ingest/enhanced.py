@@ -22,7 +22,7 @@ import pydicom
 if TYPE_CHECKING:
     from cmrclip.ingest.scan import Header
 
-__all__ = ["ENHANCED_MR", "FrameGeometry", "frame_geometry", "frame_rescale", "split_frames"]
+__all__ = ["ENHANCED_MR", "FrameGeometry", "finite_floats", "frame_geometry", "frame_rescale", "split_frames"]
 
 ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
 """SOP Class UID of Enhanced MR Image Storage."""
@@ -57,7 +57,8 @@ def _lookup(shared: Any, frame: Any, sequence: str, key: str) -> Any:
     return None
 
 
-def _floats(value: Any, n: int) -> tuple[float, ...] | None:
+def finite_floats(value: Any, n: int) -> tuple[float, ...] | None:
+    """``n`` finite floats from a DICOM multi-value, or None when it is not that."""
     try:
         out = tuple(float(v) for v in value)
     except (TypeError, ValueError):
@@ -73,12 +74,12 @@ def _number(value: Any) -> float | None:
 
 
 def _one_frame(shared: Any, frame: Any) -> FrameGeometry:
-    pos = _floats(_lookup(shared, frame, "PlanePositionSequence", "ImagePositionPatient"), 3)
-    spacing = _floats(_lookup(shared, frame, "PixelMeasuresSequence", "PixelSpacing"), 2)
+    pos = finite_floats(_lookup(shared, frame, "PlanePositionSequence", "ImagePositionPatient"), 3)
+    spacing = finite_floats(_lookup(shared, frame, "PixelMeasuresSequence", "PixelSpacing"), 2)
     temporal = _number(_lookup(shared, frame, "FrameContentSequence", "TemporalPositionIndex"))
     return FrameGeometry(
         position=(pos[0], pos[1], pos[2]) if pos else None,
-        orientation=_floats(_lookup(shared, frame, "PlaneOrientationSequence", "ImageOrientationPatient"), 6),
+        orientation=finite_floats(_lookup(shared, frame, "PlaneOrientationSequence", "ImageOrientationPatient"), 6),
         pixel_spacing=(spacing[0], spacing[1]) if spacing and min(spacing) > 0 else None,
         slice_thickness=_number(_lookup(shared, frame, "PixelMeasuresSequence", "SliceThickness")),
         trigger_time=_number(

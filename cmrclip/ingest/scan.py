@@ -28,7 +28,7 @@ import pydicom.config
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 
-from cmrclip.ingest.enhanced import FrameGeometry, frame_geometry, frame_rescale
+from cmrclip.ingest.enhanced import FrameGeometry, finite_floats, frame_geometry, frame_rescale
 from cmrclip.ingest.faults import Fault
 
 __all__ = ["FileRef", "Header", "expand_sources", "read_header", "read_pixels", "scan_headers", "undecodable_reason"]
@@ -166,14 +166,6 @@ def expand_sources(sources: Sequence[Path], workdir: Path, faults: list[Fault]) 
     return sorted(refs)
 
 
-def _floats(value: Any, n: int) -> tuple[float, ...] | None:
-    try:
-        out = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        return None
-    return out if len(out) == n and all(np.isfinite(out)) else None
-
-
 def _num(ds: pydicom.Dataset, key: str, default: float | None = None) -> float | None:
     try:
         value = ds.get(key)
@@ -185,12 +177,12 @@ def _num(ds: pydicom.Dataset, key: str, default: float | None = None) -> float |
 def _spacing(ds: pydicom.Dataset) -> tuple[tuple[float, float] | None, str]:
     """Pixel spacing and where it came from; FOV / matrix as the documented fallback."""
     for key in ("PixelSpacing", "ImagerPixelSpacing"):
-        sp = _floats(ds.get(key), 2)
+        sp = finite_floats(ds.get(key), 2)
         if sp and min(sp) > 0:
             return (sp[0], sp[1]), key
     fov = _num(ds, "ReconstructionDiameter")
     if fov is None:
-        fovs = _floats(np.atleast_1d(ds.get("FieldOfViewDimensions") or []).tolist()[:1], 1)
+        fovs = finite_floats(np.atleast_1d(ds.get("FieldOfViewDimensions") or []).tolist()[:1], 1)
         fov = fovs[0] if fovs else None
     rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
     if fov and rows and cols:
@@ -207,7 +199,7 @@ def _multi(value: Any) -> list[Any]:
 
 def _header(ref: FileRef, ds: pydicom.Dataset) -> Header:
     spacing, source = _spacing(ds)
-    pos = _floats(ds.get("ImagePositionPatient"), 3)
+    pos = finite_floats(ds.get("ImagePositionPatient"), 3)
     return Header(
         ref=ref,
         study_uid=str(ds.get("StudyInstanceUID", "") or ""),
@@ -225,7 +217,7 @@ def _header(ref: FileRef, ds: pydicom.Dataset) -> Header:
         cols=int(ds.get("Columns", 0) or 0),
         n_frames=int(_num(ds, "NumberOfFrames", 1) or 1),
         position=(pos[0], pos[1], pos[2]) if pos else None,
-        orientation=_floats(ds.get("ImageOrientationPatient"), 6),
+        orientation=finite_floats(ds.get("ImageOrientationPatient"), 6),
         pixel_spacing=spacing,
         spacing_source=source,
         slice_thickness=float(_num(ds, "SliceThickness", float("nan"))),
