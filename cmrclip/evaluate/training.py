@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -17,10 +17,8 @@ from cmrclip.evaluate.bootstrap import bootstrap_ci
 from cmrclip.evaluate.metrics import auroc
 from cmrclip.evaluate.plots import plot_data_efficiency, save_figure
 
-if TYPE_CHECKING:
-    from cmrclip.train.zeroshot import ZeroshotResult
-
 __all__ = [
+    "ZeroshotTables",
     "headline_scores",
     "plot_experiment",
     "plot_training_curves",
@@ -146,7 +144,16 @@ def zeroshot_summary(
     return pd.DataFrame(rows, columns=["metric", "encoder", "random_encoder"])
 
 
-def write_zeroshot_summary(result: ZeroshotResult, out_dir: Path) -> pd.DataFrame:
+class ZeroshotTables(Protocol):
+    """What :func:`write_zeroshot_summary` reads of a zero-shot run (``cmrclip.train.zeroshot.ZeroshotResult``)."""
+
+    predictions: pd.DataFrame
+    random_predictions: pd.DataFrame
+    retrieval: dict[str, float]
+    random_retrieval: dict[str, float]
+
+
+def write_zeroshot_summary(result: ZeroshotTables, out_dir: Path) -> pd.DataFrame:
     """:func:`zeroshot_summary` of a zero-shot run, also written to ``out_dir/summary.csv``."""
     table = zeroshot_summary(result.predictions, result.random_predictions, result.retrieval, result.random_retrieval)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
