@@ -153,21 +153,15 @@ def ingest(
     from cmrclip.config import load_config, save_config
     from cmrclip.ingest.pipeline import IngestConfig
     from cmrclip.ingest.pipeline import ingest as run_ingest
+    from cmrclip.text.deid import scrub_report
 
     sets = [*(overrides or []), f"shard=[{shard.replace('/', ',')}]"]
     sets += [f"workers={workers}"] if workers is not None else []
     sets += [f"crosswalk_file={out.parent / (out.name + '_crosswalk.csv')}"] if crosswalk else []
     cfg = load_config(IngestConfig, config, sets, defaults="ingest.yaml")
     cfg = cfg.model_copy(update={"salt": SecretStr(salt)}) if salt else cfg
-    try:
-        from cmrclip.text.deid import deidentify
-
-        def scrub(text: str, ids: list[str]) -> str:
-            return deidentify(text, ids).text
-    except ImportError:
-        scrub = None  # ingest then replaces the study's own identifiers only
     with progress_bar() as bar:
-        summary = run_ingest(sources, out, cfg, scrub_report=scrub, progress=bar, reports=reports, labels=labels)
+        summary = run_ingest(sources, out, cfg, scrub_report=scrub_report, progress=bar, reports=reports, labels=labels)
     save_config(cfg, out)
     done(f"ingest: {summary.line()} -> {out}")
 

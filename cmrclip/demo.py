@@ -24,7 +24,7 @@ from cmrclip.ingest.pipeline import IngestConfig, ingest
 from cmrclip.progress import ProgressFn, null_progress
 from cmrclip.synth.cohort import generate_cohort
 from cmrclip.synth.preview import write_preview
-from cmrclip.text.deid import deidentify
+from cmrclip.text.deid import scrub_report
 from cmrclip.train.experiment import ExperimentConfig, InitSpec, run_experiment
 from cmrclip.train.finetune import FinetuneConfig
 from cmrclip.train.pretrain import PretrainConfig, pretrain
@@ -93,10 +93,6 @@ class DemoResult:
     seconds: dict[str, float] = field(default_factory=dict)
     handover: HandOver | None = None
     """The ready model (``OUT/model.pt``) and study (``OUT/demo_study.zip``) for the commands to try next."""
-
-
-def _scrub(text: str, identifiers: Any = ()) -> str:
-    return deidentify(text, identifiers).text
 
 
 class _Clock:
@@ -228,7 +224,7 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, progress: ProgressFn 
         salt=f"cmrclip-demo-{cfg.seed}", workers=cfg.workers, spacing_mm=scale.spacing_mm, crop_size=scale.crop_size
     )
     parts["ingest"] = ingest(
-        [out / "cohort" / "dicom"], store, ingest_cfg, scrub_report=_scrub, progress=progress,
+        [out / "cohort" / "dicom"], store, ingest_cfg, scrub_report=scrub_report, progress=progress,
         reports=out / "cohort" / "reports.jsonl", labels=out / "cohort" / "ground_truth.csv",
     )  # fmt: skip
     clock.stage("ingest", start)
