@@ -76,22 +76,20 @@ def _grid(n: int, size: float = 3.0) -> tuple[Figure, list[Axes]]:
     return fig, axes[:n]
 
 
+def _say_why(ax: Axes, index: int, what: str, exc: Exception) -> None:
+    """Write in the panel why curve ``index`` is missing (one block per curve, stacked, never over each other)."""
+    why = textwrap.fill(textwrap.shorten(str(exc), 90), 34)
+    ax.text(0.5, 0.75 - 0.3 * index, f"{what}\n{why}", ha="center", va="top", fontsize=6, transform=ax.transAxes)
+
+
 def _roc_panel(ax: Axes, panel: Panel) -> None:
     ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls="--")
     for i, curve in enumerate(panel.curves):
         try:
             roc = roc_curve(curve.labels, curve.scores)
             ci = delong_ci(curve.labels, curve.scores)
-        except CmrclipError as exc:  # say why, one block per curve, stacked
-            why = textwrap.shorten(str(exc), 90)
-            ax.text(
-                0.5,
-                0.75 - 0.3 * i,
-                f"{curve.name}: no ROC\n{textwrap.fill(why, 34)}",
-                ha="center",
-                va="top",
-                fontsize=6,
-            )
+        except CmrclipError as exc:
+            _say_why(ax, i, f"{curve.name}: no ROC", exc)
             logger.info("no ROC for %s/%s: %s", panel.title, curve.name, exc)
             continue
         label = f"{curve.name} {ci.auc:.3f} [{ci.lower:.3f}, {ci.upper:.3f}]"
@@ -127,10 +125,11 @@ def plot_reliability(panels: Sequence[Panel], out_png: Path, n_bins: int = 10) -
     fig, axes = _grid(len(panels))
     for ax, panel in zip(axes, panels, strict=True):
         ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls="--")
-        for curve in panel.curves:
+        for i, curve in enumerate(panel.curves):
             try:
                 rel = reliability_curve(curve.labels, curve.scores, n_bins)
             except CmrclipError as exc:
+                _say_why(ax, i, f"{curve.name}: no reliability curve", exc)
                 logger.info("no reliability curve for %s/%s: %s", panel.title, curve.name, exc)
                 continue
             ax.plot(rel.mean_predicted, rel.observed_rate, marker="o", ms=3, lw=1, label=curve.name)
