@@ -39,3 +39,37 @@ def test_range_approximation_and_volumes():
 
 def test_implausible_percent_is_ignored():
     assert extract_measurements("EF 150%").lvef is None
+
+
+@pytest.mark.parametrize(
+    ("text", "lvef", "other"),
+    [
+        ("LVEF forty-five percent.", 45, ()),
+        ("The ejection fraction measures sixty per cent.", 60, ()),
+        ("LVEF fifty to fifty-five percent.", 52.5, ()),
+        ("LVEF: 0.45.", 45, ()),
+        ("EF of approximately 35 %.", 35, ()),
+        ("LV EF 47,5 %.", 47.5, ()),
+        ("| LVEF (%) | 55 | 57-77 |", 55, ()),
+        ("LV EF = 35% (normal range 57-77%).", 35, ()),
+        ("LVEF 45% (previously 35% on 3 May).", 45, (35,)),
+        ("The LV ejection fraction has improved from 30% to 45%.", 45, (30,)),
+        ("Echocardiogram estimated the EF at 20%. LVEF 60%.", 60, (20,)),
+        ("A nuclear MUGA scan gave an LVEF of 55%. Ejection fraction 71%.", 71, (55,)),
+        ("Compared with the study of May 2019, when the LVEF was 45%, function has improved. EF 60%.", 60, (45,)),
+        ("Compared with the prior study, LVEF is now 55%.", 55, ()),
+        ("COMPARISON: Prior SPECT: EF 30%.\nFINDINGS: LVEF 53-58%.", 55.5, (30,)),
+        ("Clinical details: TTE reported an EF of 35 percent.\nReport: normal LV size.", None, (35,)),
+        ("RV: EF 33%. Right ventricular EF of 41%. LVEF 60%.", 60, ()),
+    ],
+)
+def test_current_lvef_not_rv_prior_or_other_modality(text, lvef, other):
+    m = extract_measurements(text)
+    assert m.lvef == lvef
+    assert m.lvef_other == other
+
+
+def test_indexed_volumes_and_rvef_forms():
+    m = extract_measurements("LVEDV 166 mL (87 mL/m2), LVESV 138 mL (LVESVi 72 mL/m2). RV: EF 53%.")
+    assert (m.lvedv_ml, m.lvedvi_ml_m2, m.lvesv_ml, m.lvesvi_ml_m2, m.rvef) == (166, 87, 138, 72, 53)
+    assert extract_measurements("LVEDVi 112 mL/m2, right ventricular EF of 48%").to_dict()["lvedvi_ml_m2"] == 112

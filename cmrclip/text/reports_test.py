@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from cmrclip.cli import app
 from cmrclip.conditions import condition_keys
 from cmrclip.errors import ReportError
-from cmrclip.text.reports import deid_file, label_file, label_store, labels_table
+from cmrclip.text.reports import TABLE_MEASURES, deid_file, label_file, label_store, labels_table
 
 GOLD = Path(__file__).parent / "testdata" / "reports_gold.jsonl"
 runner = CliRunner()
@@ -105,7 +105,7 @@ def test_labels_table_for_ingest(tmp_path):
     out = tmp_path / "labels.jsonl"
     label_file(messy_jsonl(tmp_path / "in.jsonl"), out)
     table = labels_table(out).set_index("study_id")
-    assert list(table.columns) == ["lvef", *condition_keys()]
+    assert list(table.columns) == ["lvef", *condition_keys(), *TABLE_MEASURES]
     assert table.loc["a", "Left.Ventricular.Dilation"] == 1.0
     assert table.loc["a", "Amyloid"] == 0.0  # not mentioned -> negative
     assert table.loc["a", "lvef"] == 30
