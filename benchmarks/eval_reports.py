@@ -17,21 +17,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "cmrclip" / "text"))
 
-from deid_test import MEASUREMENT, planted  # noqa: E402
+from scoring_test import deid_rows  # noqa: E402
 
 from cmrclip.text import deid  # noqa: E402
 from cmrclip.text.labeler import label_report  # noqa: E402
 from cmrclip.text.scoring import load_gold, score_deid, score_labels  # noqa: E402
-
-
-def wrapped(rows: list[dict]) -> list[dict]:
-    """Earlier sets: a header, a comparison and a signature full of identifiers around each report."""
-    out = []
-    for i, row in enumerate(rows):
-        text, kinds = planted(i, row["text"])
-        ids = [{"kind": k, "text": v} for k, values in kinds.items() for v in values]
-        out.append({**row, "text": text, "identifiers": ids, "keep": MEASUREMENT.findall(row["text"])})
-    return out
 
 
 def main() -> None:
@@ -47,8 +37,7 @@ def main() -> None:
     for name in ("reports_gold.jsonl", "reports_heldout.jsonl", "reports_frozen.jsonl"):
         rows = load_gold(name)
         labels = score_labels(rows, label_report)
-        deid_rows = rows if name == "reports_frozen.jsonl" else wrapped(rows)
-        scrubbed = score_deid(deid_rows, run)
+        scrubbed = score_deid(deid_rows(name), run)
         print(f"{name} ({len(rows)} reports)\n  labels: {labels.line()}")
         if labels.measures_exact:
             print("  other measures exact:", {k: round(v, 3) for k, v in labels.measures_exact.items()})

@@ -1,4 +1,4 @@
-"""Report text: clean-up, sections, de-identification (tags or surrogates), the 39-condition labeler and LVEF extraction.
+"""Report text: clean-up, sections, de-identification (tags or surrogates), the 39-condition labeler, LVEF.
 
 Also sentence sampling for pretraining (:func:`make_text_sampler`) and tokenizer training (``text.tokenizer``).
 """
