@@ -60,7 +60,8 @@ _NAME_FIELDS = (
     r"referr(?:er|ing(?:\s+(?:physician|doctor|clinician|consultant|dr))?|ed\s+by)|requesting(?:\s+(?:dr|doctor|"
     r"clinician|physician))?|requested\s+by|attending|consultant|(?:electronically\s+|digitally\s+)?signed(?:\s+by)?|"
     r"dictated(?:\s+by)?|reported(?:\s+by)?|read\s+by|reviewed(?:\s+by)?|verified(?:\s+by)?|authori[sz]ed(?:\s+by)?|"
-    r"interpreted\s+by|discussed\s+with|accompanied\s+by|seen\s+by|supervised\s+by|cc|copy\s+to|attn|"
+    r"interpreted\s+by|discussed\s+with|accompanied\s+by|seen\s+by|supervised\s+by|performed\s+by|prepared\s+by|"
+    r"ordering(?:\s+(?:provider|physician|clinician|doctor))?|provider|author|gp|cc|copy\s+to|attn|"
     r"(?:(?:his|her|their|the\s+patient's)\s+)?(?:daughter|son|wife|husband|partner|mother|father|sister|brother|"
     r"carer|niece|nephew|friend|next\s+of\s+kin)"
 )
@@ -92,6 +93,9 @@ _HEADER_RE = re.compile(
     r"(?:mrn|dob|d\.o\.b|born|ur\b|nhs|hosp|id\b|[a-z]{0,4}\d)",
     re.MULTILINE | _I,
 )
+_ROLE_AFTER_RE = re.compile(
+    rf"(?P<v>(?:{_TOKEN}[ \t]+){{0,3}}{_TOKEN})[ \t]*\((?i:{_ROLE}|radiographer|nurse|np|pa|rn|gp|scribe)\)"
+)
 _LINE_END_RE = re.compile(rf"(?:^|;)[ \t]*(?P<v>(?:{_TOKEN}[ \t]+){{0,3}}{_TOKEN})[ \t]*$", re.MULTILINE)
 _SIGNOFF_RE = re.compile(r"(?:yours\s+(?:sincerely|faithfully)|kind\s+regards|regards),?\s*\n+(?P<v>[^\n]+)", _I)
 _INST_AFTER_RE = re.compile(rf"(?P<v>(?:{_TOKEN}[ \t]+){{1,4}})(?i:{_INST_AFTER})\b")
@@ -100,6 +104,7 @@ _INST_BEFORE_RE = re.compile(
     rf"(?:,[ \t]*(?P<w>{_TOKEN}(?:[ \t]+{_TOKEN})?))?"
 )
 _PREP_RE = re.compile(rf"\b(?i:{_PLACE_PREP})[ \t]+(?:the[ \t]+)?(?P<v>{_TOKEN}(?:[ \t]+{_TOKEN}){{0,3}})")
+_TO = re.compile(r"(?i:to|sent\s+to)\b")
 _WORD = re.compile(rf"{_TOKEN}|[\w'’-]+")
 _CASE_TOKEN = re.compile(_TOKEN)
 _FIELD_STOP = frozenset(
@@ -217,7 +222,7 @@ def _name_spans(text: str, vocabulary: frozenset[str]) -> Iterator[tuple[int, in
             end, words = _name_run(text, begin, vocabulary, 3 if regex is _TITLE_RE else 4)
             if words:
                 yield (start, end, words)
-    for regex in (_INITIALS_RE, _DEGREE_RE, _SIGNATURE_RE, _SIGNOFF_RE, _HEADER_RE, _LINE_END_RE):
+    for regex in (_INITIALS_RE, _DEGREE_RE, _SIGNATURE_RE, _SIGNOFF_RE, _HEADER_RE, _LINE_END_RE, _ROLE_AFTER_RE):
         for match in regex.finditer(text):
             start = match.start("v")
             title = _TITLE_RE.match(text, start)
@@ -244,8 +249,9 @@ def _institution_spans(text: str, vocabulary: frozenset[str]) -> Iterator[tuple[
     mixed_case = not text.isupper()
     for regex in (_INST_BEFORE_RE, _PREP_RE):
         for match in regex.finditer(text):
-            if regex is _PREP_RE and mixed_case and match.group("v").split()[0].isupper():
-                continue  # "to the SVC": an abbreviation, not a place
+            first = match.group("v").split()[0]
+            if regex is _PREP_RE and mixed_case and first.isupper() and (len(first) < 3 or _TO.match(match.group(0))):
+                continue  # "to the SVC", "at RV": an abbreviation, not a place (but "seen at MGH" is one)
             words = [w for w in _WORD.findall(match.group(0)) if _is_name_word(w, vocabulary)]
             value = _WORD.findall(match.group("v"))
             if value and _CASE_TOKEN.fullmatch(value[0]) and _is_name_word(value[0], vocabulary) and words:

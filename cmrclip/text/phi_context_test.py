@@ -50,3 +50,13 @@ def test_unlisted_institutions_from_context(text, gone):
 )  # fmt: skip
 def test_clinical_words_are_not_names_or_places(kept):
     assert deidentify(kept).text == kept
+
+
+@pytest.mark.parametrize(
+    ("text", "gone"),
+    [("Ordering Provider: Jane Roe, NP", ["Jane", "Roe"]), ("Performed by: J. Smith (radiographer).", ["Smith"]),
+     ("Scan performed on 3/4/21 by Sarah (radiographer).", ["Sarah"]), ("Previously seen at MGH.", ["MGH"])],
+)  # fmt: skip
+def test_more_house_styles(text, gone):
+    out = deidentify(text).text
+    assert not [g for g in gone if g in out], out
