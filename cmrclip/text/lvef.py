@@ -34,9 +34,9 @@ _FRACTION = re.compile(r"(?<![\d.])(0\.\d{2})(?![\d%])")
 _UNIT_FIRST = re.compile(r"^\s*[(\[]?%[)\]]?\s*[|:=]?\s*(\d{1,3}(?:\.\d+)?)(?![\d.]|\s*(?:-|–)\s*\d)")
 _REFERENCE = re.compile(r"(?:normal|range|reference|ref\.?|nl|upper|lower|limit|>|<|>=|<=)\W{0,3}$")
 _OTHER = re.compile(
-    r"\b(?:previous(?:ly)?|prior|earlier|old|baseline|last|compared|comparison|at the time|referring|outside|external|"
+    r"\b(?:previous(?:ly)?|prior|earlier|last|compared|comparison|at the time|referring|outside|external|"
     r"echo\w*|tte|tee|transthoracic|trans-?o?esophageal|muga|spect|nuclear|radionuclide|pet|ct|angiogra\w*|"
-    r"ventriculogra\w*|cath\w*|was|were|had been)\b|\bfrom\s*$"
+    r"ventriculogra\w*|cath\w*|had been|used to be)\b|\bfrom\s*$"
 )
 _CURRENT = re.compile(r"\b(?:now|currently|today|this study|on this study|at present|current(?:ly)?|is|measures)\b")
 _CLAUSE_START = re.compile(r"(?:[;\n]|\.(?:\s|$)|\b(?:and|but|whereas|while)\b)(?!.*(?:[;\n]|\.(?:\s|$)))", re.DOTALL)

@@ -41,6 +41,8 @@ from cmrclip.text.lvef import extract_measurements
             (45,),
         ),
         ("Compared with the prior study, LVEF is now 55%.", 55, "unspecified", ()),
+        ("The ejection fraction was measured at 52% by volumetry.", 52, "3d", ()),
+        ("Baseline LVEF before chemotherapy: 61%.", 61, "unspecified", ()),
         ("COMPARISON: Prior SPECT: EF 30%.\nFINDINGS: LVEF 53-58%.", 55.5, "unspecified", (30,)),
         ("Clinical details: TTE reported an EF of 35 percent.\nReport: normal LV size.", None, None, (35,)),
         ("RV: EF 33%. Right ventricular EF of 41%. LVEF 60%.", 60, "unspecified", ()),
