@@ -51,13 +51,20 @@ def main() -> None:
     print(f"lexicon compile: {time.perf_counter() - t:.3f} s")
 
     gold = [r["text"] for r in load("reports_gold.jsonl")]
+    frozen = [r["text"] for r in load("reports_frozen.jsonl")]
     synth_texts, synth_truth = synthetic_reports(args.synthetic, seed=11)
-    for name, texts in (("gold (hand-written)", gold), ("synthetic", synth_texts)):
+
+    def surrogate(text: str) -> Any:
+        return deidentify(text, mode="surrogate", key="bench")
+
+    for name, texts in (("gold (hand-written)", gold), ("frozen (issue 16)", frozen), ("synthetic", synth_texts)):
         chars = sum(map(len, texts)) / len(texts)
         wall, cpu = rate(label_report, texts, args.seconds)
         print(f"label  {name:20s} {len(texts):5d} reports, {chars:.0f} chars avg: {wall:7.0f}/s wall, {cpu:7.0f}/s CPU")
         wall, cpu = rate(deidentify, texts, args.seconds / 2)
         print(f"deid   {name:20s} {len(texts):5d} reports: {wall:7.0f}/s wall, {cpu:7.0f}/s CPU")
+        wall, cpu = rate(surrogate, texts, args.seconds / 2)
+        print(f"deid surrogate {name:12s} {len(texts):5d} reports: {wall:7.0f}/s wall, {cpu:7.0f}/s CPU")
 
     for name in ("reports_gold.jsonl", "reports_heldout.jsonl"):
         per_label, negative_f1, lvef_wrong = scores(load(name))

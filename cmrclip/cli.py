@@ -224,12 +224,20 @@ def reports_label_store(
 
 
 @job(reports_app, name="deid")
-def reports_deid(src: ReportsIn, out: OutOpt) -> None:
-    """De-identify reports (names, IDs, dates, phones, addresses, institutions); counts what was removed."""
+def reports_deid(
+    src: ReportsIn,
+    out: OutOpt,
+    mode: Annotated[str, typer.Option(help="tag ([NAME], [DATE], ...) or surrogate (consistent fake values).")] = "tag",
+    key: Annotated[str, typer.Option(help="Surrogate mode: secret salt for fake names and date offsets.")] = "",
+) -> None:
+    """De-identify reports (names, IDs, dates, ages, phones, addresses, institutions, e-mail, URLs)."""
+    from cmrclip.errors import ConfigError
     from cmrclip.text.reports import deid_file
 
+    if mode not in ("tag", "surrogate"):
+        raise ConfigError(f"--mode {mode!r}: choose tag or surrogate")
     with progress_bar() as bar:
-        summary = deid_file(src, out, progress=bar)
+        summary = deid_file(src, out, progress=bar, mode=mode, key=key)  # type: ignore[arg-type]
     removed = ", ".join(f"{k} {v}" for k, v in sorted(summary.removed.items())) or "nothing"
     done(f"reports deid: {summary.reports} reports, removed {removed} -> {out}")
 

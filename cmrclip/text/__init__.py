@@ -1,4 +1,4 @@
-"""Report text: clean-up, sections, de-identification, the 39-condition labeler and LVEF extraction.
+"""Report text: clean-up, sections, de-identification (tags or surrogates), the 39-condition labeler, LVEF.
 
 Also sentence sampling for pretraining (:func:`make_text_sampler`) and tokenizer training (``text.tokenizer``).
 """
@@ -10,6 +10,7 @@ from cmrclip.text.labeler import Mention, ReportLabels, label_report
 from cmrclip.text.lvef import Measurements, extract_measurements
 from cmrclip.text.sampling import TextSampler, TextSamplerConfig, make_text_sampler
 from cmrclip.text.sections import Section, split_sections, split_sentences
+from cmrclip.text.surrogate import Surrogates
 
 __all__ = [
     "DeidResult",
@@ -17,6 +18,7 @@ __all__ = [
     "Mention",
     "ReportLabels",
     "Section",
+    "Surrogates",
     "TextSampler",
     "TextSamplerConfig",
     "deidentify",

@@ -1,9 +1,17 @@
-"""De-identify report text by patterns and by a list of the study's own identifiers.
+"""De-identify report text: defence in depth over every HIPAA Safe Harbor kind that a report can hold.
 
-Patterns cover names (fields, titles, signatures, DICOM ``LAST^FIRST``), MRNs, accession numbers, dates, phone
-numbers, e-mail addresses, street addresses and postcodes, and institution names; the list (e.g. from the study's
-DICOM header) catches what the patterns miss. Each removed span becomes a tag such as ``[NAME]`` or ``[DATE]``;
-:class:`DeidResult` counts them per kind. Measurements (``55%``, ``120 mL``, ``48 mm``, ``0.7 cm2``) are kept.
+Four layers find identifier spans on the original text, and their union is replaced:
+
+1. format rules (:mod:`cmrclip.text.phi_rules`): labelled fields, dates and partial dates, ages over 89, e-mail,
+   URLs, postcodes, street addresses, IDs that mix letters, digits and separators;
+2. phone and fax numbers validated by libphonenumber (``phonenumbers``) for several countries;
+3. context (:mod:`cmrclip.text.phi_context`): names after field labels, titles, before degrees, on signature
+   lines; institutions before/after institution words and after "at"/"from"; then every recurrence of their words;
+4. the study's own identifier list (e.g. from the DICOM header), matched case-insensitively as whole words.
+
+``mode="tag"`` writes ``[NAME]``, ``[DATE]``, ...; ``mode="surrogate"`` writes consistent fake values
+(:mod:`cmrclip.text.surrogate`): the same name gives the same fake name, dates move by a per-patient offset.
+Measurements (``55%``, ``120 mL``, ``48 mm``, ``0.7 cm2``, "normal range 57-77%") are kept.
 """
 
 from __future__ import annotations
@@ -11,99 +19,39 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
-__all__ = ["IDENTIFIER_KINDS", "DeidResult", "deidentify", "scrub_report"]
+import phonenumbers
+
+from cmrclip.text.normalize import decode_report
+from cmrclip.text.phi_context import find_context_spans
+from cmrclip.text.phi_rules import Span, find_format_spans
+from cmrclip.text.surrogate import Surrogates
+
+__all__ = ["IDENTIFIER_KINDS", "DeidMode", "DeidResult", "deidentify", "scrub_report"]
 
 logger = logging.getLogger(__name__)
 
-IDENTIFIER_KINDS = (
-    "name",
-    "mrn",
-    "accession",
-    "date",
-    "phone",
-    "email",
-    "address",
-    "institution",
-    "id",
-)
-
-# A name part; never a field label that follows a name on the same line ("Jane Doe MRN: ...").
-_FIELD_WORDS = r"mrn|dob|id|age|sex|date|exam|accession|acc|tel|phone|fax|referring|study|hospital|nhs"
-_NAME = rf"(?!(?i:{_FIELD_WORDS})\b)[A-Z][a-zA-Z'\-]+"
-_FULL_NAME = rf"{_NAME}(?:,? (?:[A-Z]\.? )?{_NAME}){{0,2}}(?:,? [A-Z]\.?(?!\w))?"
-_MONTH = (
-    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|jun(?:e)?|jul(?:y)?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
-    r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
-)
-_STREET = r"(?:street|st|avenue|ave|road|rd|boulevard|blvd|drive|dr|lane|ln|way|court|ct|place|pl|parkway|pkwy|terrace)"
-_DEGREE = r"(?:MD|M\.D\.|DO|PhD|MBBS|MBChB|FRCR|FRCP|FACC|FSCMR|MRCP)"
-_INSTITUTION_WORD = (
-    r"(?:hospital|medical cent(?:er|re)|health(?:care)? (?:system|center|centre)|clinic|infirmary|"
-    r"heart (?:institute|center|centre)|children's hospital|university hospital|nhs (?:foundation )?trust|"
-    r"imaging cent(?:er|re))"
-)
-_NAME_FIELDS = (
-    r"patient(?: name)?|name|pt|referring(?: physician| doctor| clinician| consultant)?|referred by|referrer|"
-    r"requested by|requesting clinician|attending|(?:electronically |digitally )?signed(?: by)?|dictated(?: by)?|"
-    r"reported(?: by)?|read by|reviewed(?: by)?|verified(?: by)?|transcribed(?: by)?|interpreted by|consultant|"
-    r"radiologist|cardiologist"
-)
-_MRN_FIELDS = (
-    r"mrn|mr#|mr no\.?|medical record(?: number| no\.?)?|patient id|pt id|hospital (?:number|no\.?)|"
-    r"nhs (?:number|no\.?)|unit (?:number|no\.?)"
-)
-_ACCESSION_FIELDS = r"accession(?: number| no\.?| #)?|acc\.? ?(?:#|no\.?|number)|acc(?=\s*:)|exam (?:number|no\.?|id)"
-_DOB_FIELDS = r"dob|d\.o\.b\.|date of birth|birth ?date"
-_DATE_VALUE = (
-    rf"\d{{1,4}}[/.-]\d{{1,2}}[/.-]\d{{1,4}}|(?i:\d{{1,2}}(?:st|nd|rd|th)? {_MONTH}\.?,? \d{{4}})|"
-    rf"(?i:{_MONTH}\.? \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}})"
-)
-
-# Order matters: labelled fields first (they consume their value), free patterns after. A group named ``label``
-# is kept in front of the tag ("MRN: [MRN]").
-_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (kind, re.compile(pattern))
-    for kind, pattern in (
-        ("email", r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"),
-        ("mrn", rf"(?P<label>(?i:\b(?:{_MRN_FIELDS})\s*[:#]?\s*))[A-Z0-9][A-Z0-9\- ]{{3,18}}\d"),
-        ("accession", rf"(?P<label>(?i:\b(?:{_ACCESSION_FIELDS})\s*[:#]?\s*))[A-Z0-9\-]{{4,20}}"),
-        ("date", rf"(?P<label>(?i:\b(?:{_DOB_FIELDS})\s*[:#]?\s*))(?:{_DATE_VALUE}|\S+)"),
-        ("name", rf"(?P<label>(?i:\b(?:{_NAME_FIELDS})\s*[:\-]\s*))(?i:(?:dr|prof|mr|mrs|ms|miss)\.? )?{_FULL_NAME}"),
-        ("name", rf"\b(?:[Dd]r|DR|[Pp]rof|PROF|Mr|Mrs|Ms|Miss)\.? (?:[A-Z]\.? )?{_NAME}(?: {_NAME})?"),
-        ("name", rf"\b{_FULL_NAME},? {_DEGREE}\b(?:,? ?{_DEGREE}\b)*"),
-        ("name", r"\b[A-Z]{2,}\^[A-Z]{2,}(?:\^[A-Z]*)*"),
-        ("phone", r"(?:\+\d{1,3}[ .-]?)?\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b(?: ?(?:x|ext\.?) ?\d{1,5})?"),
-        ("phone", r"(?P<label>(?i:\b(?:tel|phone|fax|pager|bleep|ext)\.?\s*[:#]?\s*))\+?\d[\d \-]{2,15}\d"),
-        ("date", r"\b\d{1,2}(?P<sep>[/.-])\d{1,2}(?P=sep)(?:\d{4}|\d{2})\b"),
-        ("date", r"\b\d{4}-\d{2}-\d{2}\b"),
-        ("date", r"\b(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\b"),
-        ("date", rf"(?i:\b\d{{1,2}}(?:st|nd|rd|th)? {_MONTH}\.?,? \d{{4}}\b)"),
-        ("date", rf"(?i:\b{_MONTH}\.? \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}}\b)"),
-        ("date", rf"(?i:\b{_MONTH}\.? \d{{4}}\b)"),
-        (
-            "address",
-            rf"\b\d{{1,5}} (?:[A-Z][a-z]+ ){{1,3}}(?i:{_STREET})\b\.?"
-            rf"(?:,? (?:[A-Z][a-z]+ ?){{1,3}},? [A-Z]{{2}} \d{{5}}(?:-\d{{4}})?)?",
-        ),
-        ("address", r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)?, [A-Z]{2} \d{5}(?:-\d{4})?\b"),
-        ("address", r"\b(?:[A-Z][a-z]+,? )?[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b"),
-        ("institution", rf"\b(?:University|College) of (?:[A-Z][a-zA-Z-]+ ?){{1,3}}(?i:{_INSTITUTION_WORD})?"),
-        ("institution", rf"\b(?:[A-Z][a-zA-Z'.&-]+ ){{1,4}}(?i:{_INSTITUTION_WORD})\b"),
-        ("id", r"(?<![\d.])\d{7,}(?![\d.%])"),
-    )
-)
-_INSTITUTION_STOP = re.compile(r"^(?:the|at|from|to|of|in|and|with|on)\b", re.IGNORECASE)
+DeidMode = Literal["tag", "surrogate"]
+IDENTIFIER_KINDS = ("name", "date", "age", "phone", "email", "url", "address", "mrn", "id", "institution", "listed")
+_PHONE_REGIONS = ("GB", "US", "AU", "NZ", "IE", "DE", "NL", "FR", "CA")
+_PHONE_CANDIDATE = re.compile(r"(?<![\w.,/])\+?\(?\d[\d \t().-]{6,18}\d(?![\w%]|\.\d|/)")
+_TAGS = {"listed": "[ID]"}
 
 
 @dataclass(frozen=True)
 class DeidResult:
-    """De-identified ``text`` and how many spans of each kind (``name``, ``date``, ...) were replaced."""
+    """De-identified ``text``, how many spans of each kind were replaced, and a ``status``.
+
+    ``status`` is ``ok``, ``empty`` (nothing to de-identify) or, for stored bytes that were not clean text,
+    ``binary`` / ``non_utf8`` (the text was still scrubbed).
+    """
 
     text: str
     counts: Mapping[str, int] = field(default_factory=dict)
+    status: str = "ok"
 
     @property
     def total(self) -> int:
@@ -111,53 +59,118 @@ class DeidResult:
         return sum(self.counts.values())
 
 
-def _identifier_patterns(identifiers: Iterable[str]) -> list[re.Pattern[str]]:
-    """Literal patterns for the study's own identifiers; a DICOM name ``SMITH^JOHN`` also gives its parts."""
+def _phone_spans(text: str, taken: list[Span]) -> Iterator[Span]:
+    """Digit runs that libphonenumber accepts as a valid number of one of the regions (dates excluded)."""
+    for match in _PHONE_CANDIDATE.finditer(text):
+        if sum(ch.isdigit() for ch in match.group(0)) < 8:
+            continue
+        if any(s.start < match.end() and match.start() < s.end for s in taken):
+            continue
+        candidate = match.group(0)
+        regions = (None,) if candidate.startswith("+") else _PHONE_REGIONS
+        for region in regions:
+            try:
+                number = phonenumbers.parse(candidate, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(number):
+                yield Span("phone", match.start(), match.end())
+                break
+
+
+def _listed_spans(text: str, identifiers: Iterable[str]) -> Iterator[Span]:
+    """The study's own identifiers; a DICOM name ``SMITH^JOHN`` or ``Smith, John`` also gives its parts."""
     parts: set[str] = set()
     for raw in identifiers:
         value = str(raw or "").strip()
         if not value:
             continue
         parts.add(value)
-        if "^" in value or "," in value:
-            parts.update(p.strip() for p in re.split(r"[\^,]", value) if len(p.strip()) >= 2)
-    ordered = sorted(parts, key=len, reverse=True)
-    return [re.compile(rf"(?<!\w){re.escape(p)}(?!\w)", re.IGNORECASE) for p in ordered]
+        parts.update(p.strip() for p in re.split(r"[\^,]", value) if len(p.strip()) >= 2)
+    for part in sorted(parts, key=len, reverse=True):
+        for match in re.finditer(rf"(?<!\w){re.escape(part)}(?!\w)", text, re.IGNORECASE):
+            yield Span("listed", match.start(), match.end())
 
 
-def _tag(kind: str) -> str:
-    return f"[{kind.upper()}]"
+def _merge(spans: Iterable[Span]) -> list[Span]:
+    """Union of overlapping spans; the kind is ``listed`` if any part was, else that of the longest part."""
+    merged: list[tuple[int, int, Span]] = []
+    for span in sorted(spans, key=lambda s: (s.start, -s.end)):
+        if merged and span.start < merged[-1][1]:
+            start, end, best = merged[-1]
+            if best.kind != "listed" and (span.kind == "listed" or span.end - span.start > best.end - best.start):
+                best = span
+            merged[-1] = (start, max(end, span.end), best)
+        else:
+            merged.append((span.start, span.end, span))
+    return [Span(best.kind, start, end) for start, end, best in merged]
 
 
-def deidentify(text: str, identifiers: Iterable[str] = ()) -> DeidResult:
-    """Replace identifiers in ``text`` with tags and count them.
+def find_spans(text: str, identifiers: Iterable[str] = ()) -> list[Span]:
+    """All identifier spans of ``text`` from every layer, merged (sorted, non-overlapping)."""
+    spans = list(find_format_spans(text))
+    spans += _phone_spans(text, [s for s in spans if s.kind == "date"])
+    spans += find_context_spans(text)
+    spans += _listed_spans(text, identifiers)
+    return _merge(spans)
+
+
+def _render(text: str, spans: list[Span], surrogates: Surrogates | None) -> str:
+    out, last = [], 0
+    for span in spans:
+        out.append(text[last : span.start])
+        value = text[span.start : span.end]
+        if surrogates is None:
+            out.append(_TAGS.get(span.kind, f"[{span.kind.upper()}]"))
+        else:
+            kind = "name" if span.kind == "listed" and not any(ch.isdigit() for ch in value) else span.kind
+            out.append(surrogates.replace(kind, value))
+        last = span.end
+    out.append(text[last:])
+    return "".join(out)
+
+
+def deidentify(
+    text: str | bytes,
+    identifiers: Iterable[str] = (),
+    mode: DeidMode = "tag",
+    key: str | None = None,
+    surrogates: Surrogates | None = None,
+) -> DeidResult:
+    """Replace identifiers in ``text`` with tags or surrogates and count them; never raises on odd text.
 
     Args:
-        text: report text.
+        text: report text, or stored bytes (decoded UTF-8 first, then cp1252/latin-1).
         identifiers: extra strings known to identify this study (patient name, ID, accession number, referring
             physician, institution, dates from the DICOM header); matched case-insensitively as whole words.
+        mode: ``tag`` (``[NAME]``, ``[DATE]``, ...; listed identifiers become ``[ID]``) or ``surrogate``.
+        key: surrogate mode: the per-patient secret that fixes fake names and the date offset (default: the
+            identifiers joined; pass a salted patient ID so that all of a patient's reports agree).
+        surrogates: surrogate mode: a :class:`Surrogates` shared across several reports of one patient.
 
     Returns:
-        The scrubbed text and the counts per kind (identifiers from the list count under ``listed``).
+        The scrubbed text, the counts per kind (identifiers from the list count under ``listed``) and a status.
     """
-    counts: Counter[str] = Counter()
-    for kind, pattern in _RULES:
-        text, n = pattern.subn(lambda m, kind=kind: _keep_label(m, kind), text)
-        counts[kind] += n
-    for pattern in _identifier_patterns(identifiers):
-        text, n = pattern.subn("[ID]", text)
-        counts["listed"] += n
-    return DeidResult(text=text, counts={k: v for k, v in counts.items() if v})
+    if mode not in ("tag", "surrogate"):
+        raise ValueError(f"deidentify mode {mode!r}: choose 'tag' or 'surrogate'")
+    identifiers = tuple(identifiers)
+    decoded = decode_report(text) if isinstance(text, bytes) else None
+    clean = decoded.text if decoded is not None else text
+    status = _status(clean, decoded.flags if decoded is not None else ())
+    if status == "empty":
+        return DeidResult(text=clean, status=status)
+    if mode == "surrogate" and surrogates is None:
+        surrogates = Surrogates(key if key is not None else "\0".join(identifiers))
+    spans = find_spans(clean, identifiers)
+    counts = Counter(span.kind for span in spans)
+    return DeidResult(text=_render(clean, spans, surrogates), counts=dict(counts), status=status)
 
 
-def _keep_label(match: re.Match[str], kind: str) -> str:
-    """Replace a match with its tag, keeping a field label such as ``MRN:`` or ``Signed by:`` in front of it."""
-    label = match.groupdict().get("label")
-    if label:
-        return label + _tag(kind)
-    if kind == "institution" and (lead := _INSTITUTION_STOP.match(match.group(0))):
-        return match.group(0)[: lead.end()] + " " + _tag(kind)
-    return _tag(kind)
+def _status(text: str, flags: Iterable[str]) -> str:
+    flags = tuple(flags)
+    if not text.strip():
+        return "empty"
+    return next((f for f in ("binary", "non_utf8") if f in flags), "ok")
 
 
 def scrub_report(text: str, identifiers: Iterable[str] = ()) -> str:

@@ -120,3 +120,32 @@ def test_listed_identifiers_remove_free_text_mentions():
 )
 def test_clinical_text_is_not_scrubbed(kept):
     assert deidentify(kept).text == kept
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [("", "empty"), ("  \n ", "empty"), (bytes(range(256)) * 40, "binary"),
+     ("Patient: José Núñez, LVEF 45%.".encode() + " Dr Müller".encode("cp1252"), "non_utf8"),
+     ("| Parameter | Value | Normal |\n|---|---|---|\n| LVEF (%) | 55 | 57-77 |\n| RVEF (%) | 50 | >45 |", "ok")],
+)  # fmt: skip
+def test_bad_input_gets_a_status_never_an_exception(data, status):
+    result = deidentify(data)
+    assert result.status == status
+    assert "José" not in result.text and "Müller" not in result.text and "Núñez" not in result.text
+
+
+def test_a_table_only_report_is_unchanged():
+    table = "| LVEF (%) | 55 | 57-77 |\n| LVEDV (mL) | 150 | 100-200 |\n| RVEF (%) | 50 | >45 |"
+    assert deidentify(table).text == table
+
+
+@pytest.mark.slow
+def test_a_one_megabyte_report_is_scrubbed():
+    text = ("Patient: Noor Iyer, MRN AB-1234567, seen 03/14/2021. LVEF 55%, LVEDV 150 mL. " * 14000)[:1_000_000]
+    result = deidentify(text)
+    assert result.status == "ok" and "Iyer" not in result.text and "55%" in result.text
+
+
+def test_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="tag"):
+        deidentify("x", mode="bogus")  # type: ignore[arg-type]

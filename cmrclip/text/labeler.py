@@ -29,7 +29,7 @@ __all__ = ["LabelStatus", "Mention", "ReportLabels", "label_report"]
 logger = logging.getLogger(__name__)
 
 LabelStatus = Literal["positive", "negative", "uncertain"]
-ReportStatus = Literal["ok", "empty"]
+ReportStatus = Literal["ok", "empty", "binary"]
 
 _CLAUSE_BREAK = re.compile(
     r"(?<![a-z])(?:but|however|although|though|whereas|while|except|aside from|apart from|other than|which|"
@@ -63,7 +63,7 @@ class ReportLabels:
         labels: condition key -> ``positive`` | ``negative`` | ``uncertain`` (unmentioned conditions left out).
         evidence: condition key -> the sentence that decided its label.
         measurements: LVEF and volumes stated in the report.
-        status: ``ok`` or ``empty`` (nothing to label).
+        status: ``ok``, ``empty`` (nothing to label) or ``binary`` (stored bytes that are not text; not labelled).
         flags: what was odd about the input: ``non_utf8``, ``replacement_chars``, ``control_chars``,
             ``no_sections``, ``all_caps``.
         mentions: every mention found, in reading order (for debugging a label).
@@ -185,7 +185,8 @@ def label_report(text: str | bytes, synonyms: Path | None = None) -> ReportLabel
         synonyms: a user YAML of extra phrases (same shape as ``cmrclip/text/synonyms.yaml``), tried first.
 
     Returns:
-        The labels, evidence sentences, measurements and a status (``empty`` for a blank report).
+        The labels, evidence sentences, measurements and a status (``empty`` for a blank report, ``binary`` for
+        bytes that are not text).
 
     Raises:
         ConfigError: only if ``synonyms`` is given and is invalid.
@@ -196,6 +197,8 @@ def label_report(text: str | bytes, synonyms: Path | None = None) -> ReportLabel
     clean = normalize_text(decoded.text)
     if not clean:
         return ReportLabels(status="empty", flags=tuple(flags))
+    if "binary" in flags:
+        return ReportLabels(status="binary", flags=tuple(flags))
     if is_all_caps(clean):
         flags.append("all_caps")
     expanded = expand_abbreviations(clean)

@@ -8,6 +8,7 @@ import pytest
 from cmrclip.conditions import condition_keys
 from cmrclip.errors import ConfigError
 from cmrclip.text.labeler import label_report
+from cmrclip.text.scoring import score_labels
 
 TESTDATA = Path(__file__).parent / "testdata"
 
@@ -62,10 +63,12 @@ def test_gold_set_acceptance():
 
 def test_heldout_set_written_after_the_labeler():
     # First run before any tuning: positive micro-F1 0.923, negative 0.875, LVEF 19/20 (see benchmarks/RESULTS.md).
+    # Its gold predates negation from normality ("the valves appear normal" is unlabelled there), so the negative
+    # goal is on recall: every explicit negative found.
     rows = load("reports_heldout.jsonl")
-    per_label, negative_f1, lvef_wrong = scores(rows)
+    per_label, _, lvef_wrong = scores(rows)
     assert min(per_label.values()) >= 0.5
-    assert negative_f1 >= 0.95
+    assert score_labels(rows, label_report).negative_recall >= 0.95
     assert not lvef_wrong
 
 
@@ -131,7 +134,10 @@ def test_output_line_format():
         (b"Findings: dilated LV, patient\x92s EF 30%", "ok", "non_utf8"),
         ("The LV is dilated. No thrombus.", "ok", "no_sections"),
         ("FINDINGS: THE LEFT VENTRICLE IS DILATED. NO THROMBUS. EF 30%.", "ok", "all_caps"),
-        (bytes(range(256)) * 3, "ok", "control_chars"),
+        (bytes(range(256)) * 3, "binary", "control_chars"),
+        (b"LVEF 45%." + " Müller, José: normal LV size.".encode("cp1252"), "ok", "non_utf8"),
+        ("Né ".encode() + b"Findings: dilated LV, patient\x92s EF 30%", "ok", "mixed_encoding"),
+        ("| LVEF (%) | 55 | 57-77 |\n| LVEDV (mL) | 150 | 100-200 |\n| RVEF (%) | 50 | >45 |", "ok", "no_sections"),
     ],
 )
 def test_bad_input_gets_a_status_never_a_crash(text, status, flag):
@@ -242,3 +248,49 @@ def test_random_text_never_crashes():
         assert set(out.labels.values()) <= {"positive", "negative", "uncertain"}
         deidentify(text)
     assert time.perf_counter() - start < 20  # no pathological backtracking
+
+
+def test_table_only_report_gives_its_measurements():
+    out = label_report("| LVEF (%) | 55 | 57-77 |\n| LVEDV (mL) | 150 | 100-200 |\n| RVEF (%) | 50 | >45 |")
+    assert (out.lvef, out.labels) == (55, {})
+
+
+@pytest.mark.slow
+def test_one_megabyte_report_is_labelled():
+    text = ("FINDINGS: Dilated LV. LVEF 30%. Normal valves. " * 25000)[:1_000_000]
+    out = label_report(text)
+    assert out.status == "ok" and out.lvef == 30 and out.labels["Left.Ventricular.Dilation"] == "positive"
+
+
+@pytest.mark.parametrize(
+    ("text", "negated", "kept"),
+    [
+        ("Normal LV size.", {"Left.Ventricular.Dilation"}, set()),
+        ("The left ventricle is normal in size and wall thickness.",
+         {"Left.Ventricular.Dilation", "Left.Ventricular.Hypertrophy"}, set()),
+        ("Normal biventricular systolic function.", set(), set()),
+        ("Normal biventricular systolic function. Asymmetric septal hypertrophy.", set(), set()),
+        ("The valves appear normal.", {"Severe.Aortic.Stenosis", "Severe.Mitral.Regurgitation", "Pulmonary.Stenosis",
+                                      "Severe.Aortic.Regurgitation", "Severe.Tricuspid.Regurgitation"}, set()),
+        ("No regional wall motion abnormality.", {"LV.Aneurysm"}, set()),
+        ("The pericardium is unremarkable.", {"Large.Pericardial.Effusion", "Pericarditis"}, set()),
+        ("No intracardiac masses.", {"Other.Cardiac.Mass", "Cardiac.Tumor", "Atrial.Myxoma", "Cardiac.Thrombus"},
+         set()),
+        ("Intact interatrial septum. The ventricular septum is intact.",
+         {"Atrial.Septal.Defect", "Ventricular.Septal.Defect"}, set()),
+        ("Both atria are normal in size.", {"Left.Atrial.Dilation", "Right.Atrial.Dilation"}, set()),
+        ("Atria: normal size. Pericardium: normal.", {"Left.Atrial.Dilation", "Right.Atrial.Dilation",
+                                                     "Large.Pericardial.Effusion", "Pericarditis"}, set()),
+        ("Left ventricle: normal dimensions, wall thickness and systolic function.",
+         {"Left.Ventricular.Dilation", "Left.Ventricular.Hypertrophy"}, set()),
+        ("The aortic and mitral valves are normal.",
+         {"Severe.Aortic.Stenosis", "Severe.Aortic.Regurgitation", "Severe.Mitral.Regurgitation"}, set()),
+        ("Normal valves. IMPRESSION: Severe aortic stenosis.", {"Severe.Mitral.Regurgitation", "Pulmonary.Stenosis",
+          "Severe.Aortic.Regurgitation", "Severe.Tricuspid.Regurgitation"}, {"Severe.Aortic.Stenosis"}),
+    ],
+)  # fmt: skip
+def test_negation_from_normality_table(text, negated, kept):
+    labels = label_report(text).labels
+    assert {k for k, v in labels.items() if v == "negative"} == negated - kept
+    assert all(labels[k] == "positive" for k in kept)
+    assert "Left.Ventricular.Hypertrophy" not in labels or "wall thickness" in text

@@ -222,9 +222,22 @@ def _read_yaml(path: Path | None) -> tuple[dict, str]:
     return data, str(path)
 
 
+def _normality(base: dict) -> dict:
+    """The rules of ``normality.yaml`` as negative entries, with the synonyms' macros (theirs expanded first)."""
+    ref = resources.files("cmrclip").joinpath("text", "normality.yaml")
+    data = yaml.safe_load(ref.read_text(encoding="utf-8"))
+    macros = {str(k): str(v) for k, v in (base.get("macros") or {}).items()}
+    where = "cmrclip/text/normality.yaml"
+    macros.update({str(k): _expand(str(v), macros, where) for k, v in (data.get("macros") or {}).items()})
+    entries = [
+        {"keys": rule["negates"], "polarity": "negative", "patterns": rule["patterns"]} for rule in data["rules"]
+    ]
+    return {"macros": macros, "entries": entries}
+
+
 @cache
 def load_lexicon(extra: Path | None = None) -> Lexicon:
-    """Compile the packaged synonyms, with the entries of the user's file ``extra`` tried first.
+    """Compile the packaged normality table and synonyms, with the entries of the user's file ``extra`` tried first.
 
     The user's file may define its own ``macros``; the packaged macros are available to it as well.
 
@@ -233,7 +246,8 @@ def load_lexicon(extra: Path | None = None) -> Lexicon:
     """
     known = set(condition_keys())
     base, base_where = _read_yaml(None)
-    parsed = _parse_entries(base, base_where, known)
+    parsed = _parse_entries(_normality(base), "cmrclip/text/normality.yaml", known)
+    parsed += _parse_entries(base, base_where, known)
     if extra is not None:
         user, where = _read_yaml(extra)
         user = {**user, "macros": {**(base.get("macros") or {}), **(user.get("macros") or {})}}

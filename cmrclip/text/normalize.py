@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import logging
 import re
 import unicodedata
@@ -11,7 +12,17 @@ __all__ = ["DecodedText", "decode_report", "expand_abbreviations", "is_all_caps"
 
 logger = logging.getLogger(__name__)
 
-_FALLBACK_ENCODINGS = ("cp1252", "latin-1")
+_FALLBACK_HANDLER = "cmrclip-cp1252"
+
+
+def _cp1252_fallback(error: UnicodeError) -> tuple[str, int]:
+    """Decode the bytes UTF-8 rejected as cp1252 (latin-1 for the five bytes cp1252 leaves undefined)."""
+    assert isinstance(error, UnicodeDecodeError)  # noqa: S101 - registered for decoding only
+    chunk = error.object[error.start : error.end]
+    return "".join(bytes([b]).decode("cp1252", errors="ignore") or chr(b) for b in chunk), error.end
+
+
+codecs.register_error(_FALLBACK_HANDLER, _cp1252_fallback)
 
 _CHAR_MAP = str.maketrans(
     {
@@ -88,14 +99,15 @@ class DecodedText:
 
 
 def decode_report(data: bytes | str) -> DecodedText:
-    """Decode report bytes: UTF-8 first, then cp1252, then latin-1 (which never fails).
+    """Decode report bytes: UTF-8, and the bytes that are not UTF-8 as cp1252 (never fails).
 
     Args:
         data: raw bytes as stored (or an already decoded string, passed through).
 
     Returns:
-        The text and a ``non_utf8`` flag when a fallback encoding was needed; control characters other than
-        newlines are removed (flag ``control_chars``).
+        The text and a ``non_utf8`` flag when bytes were not UTF-8 (they are read as cp1252, byte by byte, so a
+        file mixing both keeps its UTF-8 parts: flag ``mixed_encoding``); control characters other than newlines
+        are removed (flag ``control_chars``; ``binary`` when they are more than a tenth of the text).
     """
     flags: list[str] = []
     if isinstance(data, str):
@@ -105,14 +117,15 @@ def decode_report(data: bytes | str) -> DecodedText:
             text, encoding = data.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
             flags.append("non_utf8")
-            for encoding in _FALLBACK_ENCODINGS:  # latin-1, the last, always succeeds
-                try:
-                    text = data.decode(encoding)
-                    break
-                except UnicodeDecodeError:
-                    continue
+            # Valid UTF-8 runs stay UTF-8 ("José"), the bytes between them are cp1252 ("M\xfcller"): mixed files.
+            text, encoding = data.decode("utf-8", errors=_FALLBACK_HANDLER), "cp1252"
+            if any(ord(ch) > 0x7F for ch in data.decode("utf-8", errors="ignore")):
+                flags.append("mixed_encoding")
+                encoding = "utf-8+cp1252"
             logger.debug("report decoded as %s", encoding)
     cleaned, removed = _CONTROL.subn("", text)
+    if removed > max(8, len(text) // 10):
+        flags.append("binary")
     if "\ufffd" in cleaned:
         flags.append("replacement_chars")
     if removed:

@@ -19,11 +19,21 @@ import pandas as pd
 from cmrclip.conditions import condition_keys
 from cmrclip.errors import ReportError
 from cmrclip.progress import ProgressFn, null_progress
-from cmrclip.text.deid import deidentify
+from cmrclip.text.deid import DeidMode, deidentify
 from cmrclip.text.labeler import label_report
 from cmrclip.text.normalize import decode_report
+from cmrclip.text.surrogate import Surrogates
 
-__all__ = ["BatchSummary", "ReportRecord", "deid_file", "label_file", "label_store", "labels_table", "read_reports"]
+__all__ = [
+    "TABLE_MEASURES",
+    "BatchSummary",
+    "ReportRecord",
+    "deid_file",
+    "label_file",
+    "label_store",
+    "labels_table",
+    "read_reports",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +47,7 @@ class ReportRecord:
     identifiers: tuple[str, ...] = ()
     status: str = "ok"
     flags: tuple[str, ...] = ()
+    patient: str | None = None
 
 
 @dataclass
@@ -62,7 +73,14 @@ def _record(lineno: int, raw: bytes) -> ReportRecord:
     identifiers = tuple(str(v) for v in data.get("identifiers") or () if v)
     if not isinstance(text, str):
         return ReportRecord(id=report_id, text=None, status="missing_text", flags=decoded.flags)
-    return ReportRecord(id=report_id, text=text, identifiers=identifiers, flags=decoded.flags)
+    patient = data.get("patient_id", data.get("patient"))
+    return ReportRecord(
+        id=report_id,
+        text=text,
+        identifiers=identifiers,
+        flags=decoded.flags,
+        patient=None if patient is None else str(patient),
+    )
 
 
 def read_reports(path: Path) -> Iterator[ReportRecord]:
@@ -123,26 +141,40 @@ def label_file(
     return _run(in_path, out_path, "label", one, progress)
 
 
-def deid_file(in_path: Path, out_path: Path, progress: ProgressFn = null_progress) -> BatchSummary:
+def deid_file(
+    in_path: Path,
+    out_path: Path,
+    progress: ProgressFn = null_progress,
+    mode: DeidMode = "tag",
+    key: str = "",
+) -> BatchSummary:
     """De-identify every report of ``in_path`` into ``out_path`` (JSONL: ``id``, ``text``, ``removed``, ``status``).
 
-    A line's optional ``identifiers`` list (patient name, IDs, physicians) is removed as well.
+    A line's optional ``identifiers`` list (patient name, IDs, physicians) is removed as well. In ``surrogate``
+    mode a line's ``patient_id`` (else its ``id``), salted with the secret ``key``, fixes its fake names and date
+    offset, so all reports of one patient agree.
 
     Raises:
         ReportError: if ``in_path`` does not exist.
     """
+    surrogates: dict[str, Surrogates] = {}
 
     def one(record: ReportRecord, summary: BatchSummary) -> dict:
         if record.text is None:
             return {"id": record.id, "text": None, "removed": {}, "status": record.status, "flags": list(record.flags)}
-        result = deidentify(record.text, record.identifiers)
+        patient = f"{key}\0{record.patient if record.patient is not None else record.id}"
+        shared = surrogates.setdefault(patient, Surrogates(patient)) if mode == "surrogate" else None
+        result = deidentify(record.text, record.identifiers, mode=mode, surrogates=shared)
         summary.removed.update(result.counts)
-        status = "ok" if record.text.strip() else "empty"
+        status = result.status
         return {"id": record.id, "text": result.text, "removed": dict(result.counts), "status": status,
                 "flags": list(record.flags)}  # fmt: skip
 
     return _run(in_path, out_path, "deid", one, progress)
 
+
+TABLE_MEASURES = ("rvef", "lvedv_ml", "lvesv_ml", "lv_mass_g")
+"""Measurements after the condition columns of :func:`labels_table` (manifest numeric targets besides LVEF)."""
 
 _CODES = {"positive": 1.0, "negative": 0.0, "unknown": float("nan")}
 
@@ -172,7 +204,8 @@ def labels_table(
             condition, so "negative" is the usual choice for training).
 
     Returns:
-        Columns ``study_id``, ``lvef`` and one per condition key: 1.0, 0.0 or NaN (unknown). Reports whose status
+        Columns ``study_id``, ``lvef``, one per condition key (1.0, 0.0 or NaN = unknown), then the other stated
+        measurements ``rvef``, ``lvedv_ml``, ``lvesv_ml``, ``lv_mass_g`` (NaN when not stated). Reports whose status
         is not ``ok`` are all unknown.
     """
     rows = []
@@ -182,8 +215,9 @@ def labels_table(
         row: dict[str, Any] = {"study_id": str(record["id"]), "lvef": record.get("lvef") if ok else None}
         if ok:
             row |= _coded(record.get("labels") or {}, uncertain, unmentioned)
+            row |= {k: (record.get("measurements") or {}).get(k) for k in TABLE_MEASURES}
         rows.append(row)
-    return pd.DataFrame(rows, columns=["study_id", "lvef", *condition_keys()])
+    return pd.DataFrame(rows, columns=["study_id", "lvef", *condition_keys(), *TABLE_MEASURES])
 
 
 def label_store(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from typer.testing import CliRunner
 from cmrclip.cli import app
 from cmrclip.conditions import condition_keys
 from cmrclip.errors import ReportError
-from cmrclip.text.reports import deid_file, label_file, label_store, labels_table
+from cmrclip.text.reports import TABLE_MEASURES, deid_file, label_file, label_store, labels_table
 
 GOLD = Path(__file__).parent / "testdata" / "reports_gold.jsonl"
 runner = CliRunner()
@@ -105,7 +106,7 @@ def test_labels_table_for_ingest(tmp_path):
     out = tmp_path / "labels.jsonl"
     label_file(messy_jsonl(tmp_path / "in.jsonl"), out)
     table = labels_table(out).set_index("study_id")
-    assert list(table.columns) == ["lvef", *condition_keys()]
+    assert list(table.columns) == ["lvef", *condition_keys(), *TABLE_MEASURES]
     assert table.loc["a", "Left.Ventricular.Dilation"] == 1.0
     assert table.loc["a", "Amyloid"] == 0.0  # not mentioned -> negative
     assert table.loc["a", "lvef"] == 30
@@ -169,3 +170,23 @@ def test_cli_label_store(tmp_path):
     result = runner.invoke(app, ["reports", "label-store", str(tmp_path / "nostore")])
     assert result.exit_code == 2
     assert "no study store" in result.output
+
+
+def test_cli_deid_surrogate_mode_is_consistent_per_patient(tmp_path):
+    src = tmp_path / "in.jsonl"
+    lines = [
+        {"id": "r1", "patient_id": "p1", "text": "Patient: Noor Iyer. Scanned 14/03/2021. LVEF 55%."},
+        {"id": "r2", "patient_id": "p1", "text": "Re: Noor Iyer, follow-up on 14/03/2021."},
+        {"id": "r3", "patient_id": "p2", "text": "Patient: Noor Iyer. Scanned 14/03/2021."},
+    ]
+    src.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    args = ["reports", "deid", str(src), "--out", str(tmp_path / "o.jsonl"), "--mode", "surrogate", "--key", "salt"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = read(tmp_path / "o.jsonl")
+    texts = [rows[k]["text"] for k in ("r1", "r2", "r3")]
+    assert not any("Iyer" in t or "14/03/2021" in t for t in texts), texts
+    name1, date1 = re.search(r"Patient: (\w+ \w+)\. Scanned (\S+)\.", texts[0]).groups()
+    assert texts[1] == f"Re: {name1}, follow-up on {date1}."  # same patient: same fake name and offset
+    assert texts[0].endswith("LVEF 55%.")
+    assert runner.invoke(app, [*args[:5], "--mode", "bogus"]).exit_code == 2
