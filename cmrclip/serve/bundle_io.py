@@ -22,6 +22,7 @@ from cmrclip.evaluate.calibration import PlattScaler, fit_platt
 from cmrclip.evaluate.conformal import ConformalInterval, fit_conformal
 from cmrclip.models.bundle import load_bundle
 from cmrclip.models.heads import StudyModel
+from cmrclip.models.recipe import InputRecipe
 
 __all__ = ["ModelParts", "read_parts"]
 
@@ -37,8 +38,7 @@ class ModelParts:
     """A bundle, loaded: the network plus what turns its outputs into calibrated predictions."""
 
     network: StudyModel
-    input_size: tuple[int, int, int]
-    normalization: str
+    recipe: InputRecipe
     targets: list[str]
     regression: list[str]
     thresholds: dict[str, float] = field(default_factory=dict)
@@ -47,7 +47,6 @@ class ModelParts:
     reference: np.ndarray | None = None
     ood_threshold: float | None = None
     clip: tuple[Any, Any] | None = None  # (ClipModel, tokenizer) for zero-shot
-    max_clips: int = 32
 
     def calibrate(self, key: str, probability: float) -> float:
         """Calibrated probability of ``key`` (unchanged where the bundle had too few labels to calibrate)."""
@@ -141,8 +140,7 @@ def read_parts(path: Path, device: str = "cpu", clip_path: Path | None = None) -
         reference /= np.linalg.norm(reference, axis=1, keepdims=True).clip(1e-8)
     parts = ModelParts(
         network=bundle.model.to(device).eval(),
-        input_size=tuple(bundle.input_size),
-        normalization=bundle.normalization,
+        recipe=bundle.recipe,
         targets=list(bundle.targets),
         regression=list(bundle.regression),
         thresholds={k: float(v) for k, v in bundle.thresholds.items()},

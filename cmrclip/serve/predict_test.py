@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from cmrclip.errors import CheckpointError, DataError
+from cmrclip.models.recipe import InputRecipe
 from cmrclip.serve.bundle_io import ModelParts
 from cmrclip.serve.predict import Model, StudyPrediction, load_model
 
@@ -74,7 +75,7 @@ def test_ood_check_flags_far_embeddings():
     ref /= np.linalg.norm(ref, axis=1, keepdims=True)
     from cmrclip.serve.bundle_io import _ood_threshold
 
-    parts = ModelParts(None, (16, 64, 64), "unit", [], [], reference=ref, ood_threshold=_ood_threshold(ref))
+    parts = ModelParts(None, InputRecipe(), [], [], reference=ref, ood_threshold=_ood_threshold(ref))
     near = ref[3] + 0.01 * rng.normal(size=16)
     _, warning = parts.ood_check(near / np.linalg.norm(near))
     assert warning is None
@@ -176,10 +177,11 @@ def test_zeroshot_with_clip_towers(plain_bundle, phantom_store, tmp_path):
     # recomputed independently from the CLIP towers
     with torch.no_grad():
         from cmrclip.ingest.store import StudyStore
+        from cmrclip.models.recipe import recipe_for
         from cmrclip.serve.inputs import load_study
 
         with StudyStore(phantom_store.root).open("a1b2c3d4e5f60718") as f:
-            clips = load_study(f, (16, 32, 32), "unit").clips
+            clips = load_study(f, recipe_for(clip.video)).clips
         v = F.normalize(F.normalize(clip.video.encode(clips), dim=-1).mean(0), dim=-1)
         tok = tokenize(load_tokenizer(tcfg), prompts, 32)
         t = clip.encode_text(tok["input_ids"], tok["attention_mask"])

@@ -41,7 +41,7 @@ class InitSpec(StrictModel):
     """One initialisation of the grid."""
 
     name: str
-    mode: Mode = "finetune"
+    mode: Mode = "projection"
     encoder_path: str | None = None
     random_init: bool = False
     """Use a seeded random encoder with the architecture of the grid's first checkpoint (or ``finetune.model``)."""

@@ -86,7 +86,7 @@ def _cfg(tmp_path, store, encoder, **kw):
 
 def test_finetune_writes_bundle_predictions_and_metrics(tmp_path, toy):
     store, encoder = toy
-    result = run_finetune(_cfg(tmp_path, store, encoder, mode="finetune"))
+    result = run_finetune(_cfg(tmp_path, store, encoder, mode="projection"))
     out = result.out_dir
     for name in ("model.pt", "predictions_val.csv", "predictions_test.csv", "metrics.jsonl", "config.resolved.yaml"):
         assert (out / name).is_file(), name
@@ -121,7 +121,7 @@ def test_transfer_mode_trains_the_encoder_on_clips(tmp_path, toy):
             tmp_path,
             store,
             encoder,
-            mode="transfer",
+            mode="finetune",
             epochs=1,
             cache_features=False,
             augment={},

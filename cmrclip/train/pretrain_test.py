@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from cmrclip.config import load_config
+from cmrclip.data.store_split import split_patients
+from cmrclip.ingest.store import StudyStore
 from cmrclip.errors import CheckpointError, ConfigError
 from cmrclip.models.convert import load_video_encoder
 from cmrclip.models.prompts import load_clip_model
@@ -55,11 +57,11 @@ def test_pretrain_writes_outputs_and_loss_decreases(toy_store, tmp_path):
     for name in ("encoder.pt", "clip.pt", "config.resolved.yaml", "checkpoints/last.pt", "metrics.jsonl"):
         assert (out / name).is_file(), name
     recs = _records(out)
-    assert [r["epoch"] for r in recs] == [0, 1, 2, 3]  # 18 training studies / 6 = 3 steps per epoch
+    assert [r["epoch"] for r in recs] == list(range(6))  # 16 training studies (8 patients) / 6 = 2 steps per epoch
     assert recs[-1]["loss"] < recs[0]["loss"]
     for key in ("temperature", "lr", "video_to_text_r@1", "text_to_video_r@5", "video_to_text_r@10"):
         assert key in recs[-1]
-    assert recs[-1]["n_candidates"] == 6
+    assert recs[-1]["n_candidates"] == 4  # the val split's studies
     enc = torch.load(out / "encoder.pt", weights_only=False)
     assert enc["format"] == "cmrclip-video-encoder/1" and enc["embed_dim"] == 32
     model, _ = load_clip_model(out / "clip.pt")
@@ -69,6 +71,10 @@ def test_pretrain_writes_outputs_and_loss_decreases(toy_store, tmp_path):
         assert torch.allclose(model.encode_video(x), encoder(x), atol=1e-6)
     assert float(1 / model.scale().detach()) == pytest.approx(recs[-1]["temperature"], rel=1e-5)
     assert encoder.info.metrics["video_to_text_r@5"] == recs[-1]["video_to_text_r@5"]
+    manifest = StudyStore(toy_store).manifest()
+    assert encoder.info.train_patients == split_patients(manifest, "train")  # recorded for the leakage check
+    assert model.video.info.train_patients == encoder.info.train_patients
+    assert encoder.info.recipe["bags"]["views"] == ["SAX"] and encoder.info.recipe["frames"] == 8
 
 
 @pytest.mark.slow
@@ -99,17 +105,16 @@ def test_resume_without_checkpoint_and_bad_config(toy_store, tmp_path):
         pretrain(tiny_cfg(toy_store, "train.batch_size=64"), tmp_path / "y")
 
 
-def test_held_out_split_by_patient(toy_store):
+def test_held_out_is_the_stores_val_split_and_test_is_never_read(toy_store):
     from cmrclip.data.dataset import studies_with_reports
+    from cmrclip.data.store_split import ensure_split
     from cmrclip.ingest.store import StudyStore
 
-    studies = studies_with_reports(StudyStore(toy_store).manifest())
-    train, held = split_held_out(studies, 0.25, seed=0)
-    assert len(train) + len(held) == 24 and len(held) > 0
+    studies = studies_with_reports(ensure_split(StudyStore(toy_store)))
+    train, held = split_held_out(studies)
+    assert set(train["split"]) == {"train"} and set(held["split"]) == {"val"}
+    assert len(train) + len(held) + (studies["split"] == "test").sum() == 24 and len(held) > 0
     assert not set(train["patient_key"]) & set(held["patient_key"])
-    fixed = studies.assign(split=["test" if i < 4 else "train" for i in range(24)])
-    train, held = split_held_out(fixed, 0.25, seed=0)
-    assert len(held) == 4
 
 
 @pytest.mark.slow
@@ -183,11 +188,11 @@ def test_torchrun_two_gloo_processes_match_one_process(toy_store, tmp_path, accu
 
 @pytest.mark.slow
 def test_pretrain_with_several_clips_per_study(toy_store, tmp_path):
-    cfg = tiny_cfg(toy_store, "train.steps=3", "data.clips_per_study=2", "data.views=null")
+    cfg = tiny_cfg(toy_store, "train.steps=2", "data.clips_per_study=2", "data.views=null")  # one epoch
     result = pretrain(cfg, tmp_path / "run")
-    assert result.steps == 3
+    assert result.steps == 2
     record = _records(tmp_path / "run")[-1]
-    assert record["n_candidates"] == 6 and 0.0 <= record["video_to_text_r@5"] <= 1.0
+    assert record["n_candidates"] == 4 and 0.0 <= record["video_to_text_r@5"] <= 1.0
     assert record["clips_per_s"] > 0
 
 
@@ -220,7 +225,7 @@ def test_accumulation_steps_once_per_group_with_the_summed_gradient(toy_store, t
     monkeypatch.setattr(module, "_optimizer_step", spy)
     result = pretrain(cfg, tmp_path / "run")
     assert result.steps == 3 and len(seen) == 3
-    assert [r["epoch"] for r in _records(tmp_path / "run")] == [0]  # 18 studies / 3 = 6 micro-batches = 3 steps
+    assert [r["epoch"] for r in _records(tmp_path / "run")] == [0, 1]  # 16 studies / 3: 2 steps per epoch
 
     torch.manual_seed(cfg.seed * 1000)  # as pretrain() seeds before building
     run = module._build(cfg, tmp_path / "manual", init_distributed("cpu"))
