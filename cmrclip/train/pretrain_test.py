@@ -7,8 +7,8 @@ import torch
 
 from cmrclip.config import load_config
 from cmrclip.data.store_split import split_patients
-from cmrclip.ingest.store import StudyStore
 from cmrclip.errors import CheckpointError, ConfigError
+from cmrclip.ingest.store import StudyStore
 from cmrclip.models.convert import load_video_encoder
 from cmrclip.models.prompts import load_clip_model
 from cmrclip.models.text import minilm_dir
