@@ -169,7 +169,7 @@ class Model:
         ]
         embedding = _study_embedding(out)
         distance, ood_warning = self.parts.ood_check(embedding)
-        warnings = study.warnings + ([ood_warning] if ood_warning else [])
+        warnings = study.warnings + ([ood_warning] if ood_warning else []) + self.parts.calibration_warnings
         return StudyPrediction(study.study_key, lvef, conditions, study.views, clips, warnings, distance)
 
     def embed(self, study: StudyLike) -> np.ndarray:

@@ -191,3 +191,24 @@ def test_zeroshot_with_clip_towers(plain_bundle, phantom_store, tmp_path):
         model.zeroshot(model.load_study(_entry(phantom_store)), prompts)
     with pytest.raises(DataError, match="at least one"):
         model.zeroshot(_entry(phantom_store), [])
+
+
+def test_too_little_calibration_is_warned_in_every_prediction(model, phantom_store):
+    from cmrclip.evaluate.conformal import ConformalInterval
+    from cmrclip.serve.bundle_io import calibration_warnings
+
+    cal = {"lvef_true": np.full(4, 50.0), "scores": np.full((4, 1), 0.5)}
+    parts = ModelParts(None, InputRecipe(), ["Amyloid"], ["lvef"])
+    warnings = calibration_warnings(cal, parts)
+    assert "no LVEF interval" in warnings[0] and "4 studies with LVEF" in warnings[0]
+    assert "1 of 1 condition probabilities are not calibrated" in warnings[1]
+    parts.conformal, parts.calibrators = ConformalInterval(5.0, 0.1, 12), {"Amyloid": None}
+    assert calibration_warnings(cal, parts) == [
+        "the LVEF interval was fitted on only 12 validation studies (fewer than 30): its 90% coverage is not reliable",
+        "condition probabilities were calibrated on only 4 validation studies",
+    ]
+    model.parts.calibration_warnings = warnings
+    try:
+        assert model.predict(_entry(phantom_store)).warnings[-2:] == warnings  # in the output, not only the log
+    finally:
+        model.parts.calibration_warnings = []
