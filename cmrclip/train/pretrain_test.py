@@ -242,3 +242,27 @@ def test_accumulation_steps_once_per_group_with_the_summed_gradient(toy_store, t
     assert set(expected) == set(seen[0])
     for name, grad in expected.items():
         torch.testing.assert_close(seen[0][name], grad, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_a_test_patient_in_pretraining_stops_finetune_and_zeroshot(toy_store, tmp_path):
+    """A store whose split was changed after pretraining (a pretraining patient now in test) is refused, by name."""
+    import shutil
+
+    from cmrclip.errors import LeakageError
+    from cmrclip.train.finetune import FinetuneConfig, run_finetune
+    from cmrclip.train.zeroshot import ZeroshotConfig, run_zeroshot
+
+    store = StudyStore.create(shutil.copytree(toy_store, tmp_path / "store"))
+    pretrain(tiny_cfg(store.root, "train.steps=2"), tmp_path / "pre")
+    manifest = store.manifest()
+    moved = split_patients(manifest, "train")[0]
+    store.set_split(dict.fromkeys(manifest.loc[manifest["patient_key"] == moved, "study_key"], "test"))
+    finetune = FinetuneConfig(
+        store_root=str(store.root), out_dir=str(tmp_path / "ft"), encoder_path=str(tmp_path / "pre" / "encoder.pt")
+    )
+    with pytest.raises(LeakageError, match=f"1 test patient\\(s\\) .*encoder.pt: {moved}"):
+        run_finetune(finetune)
+    zeroshot = ZeroshotConfig(store_root=str(store.root), clip_path=str(tmp_path / "pre" / "clip.pt"))
+    with pytest.raises(LeakageError, match=moved):
+        run_zeroshot(zeroshot)
