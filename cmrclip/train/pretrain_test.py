@@ -266,3 +266,60 @@ def test_a_test_patient_in_pretraining_stops_finetune_and_zeroshot(toy_store, tm
     zeroshot = ZeroshotConfig(store_root=str(store.root), clip_path=str(tmp_path / "pre" / "clip.pt"))
     with pytest.raises(LeakageError, match=moved):
         run_zeroshot(zeroshot)
+
+
+# --- learning: held-out recall must beat a shuffled-report control; shuffling texts within batches must break it ---
+
+
+def _shuffle_texts_within_batch(monkeypatch):
+    """Mutation: every pretraining batch pairs its clips with a permutation of its texts (learning is broken)."""
+    import numpy as np
+
+    from cmrclip.train import pretrain as module
+
+    original = module._micro_step
+
+    def mutated(run, batch, sync=True):
+        perm = np.random.default_rng(run.state.step).permutation(len(batch["text"]))
+        return original(run, batch | {"text": [batch["text"][i] for i in perm]}, sync)
+
+    monkeypatch.setattr(module, "_micro_step", mutated)
+
+
+def _recall_score(metrics) -> float:
+    """Mean held-out recall@1 and @5, both directions."""
+    keys = ("video_to_text_r@1", "text_to_video_r@1", "video_to_text_r@5", "text_to_video_r@5")
+    return sum(metrics[k] for k in keys) / len(keys)
+
+
+@pytest.fixture(scope="module")
+def recall_store(tmp_path_factory):
+    """40 one-study patients whose reports name a disc size the cine shows (4 sizes); 12 held out; and the
+    shuffled-report control run's held-out recall score."""
+    import numpy as np
+
+    from cmrclip.conftest import _toy_study
+    from cmrclip.data.store_split import write_split
+
+    root = tmp_path_factory.mktemp("recall")
+    store, rng = StudyStore.create(root / "store"), np.random.default_rng(0)
+    for i in range(40):
+        record, report = _toy_study(f"{i:016x}", f"p{i:015x}", i % 4, rng)
+        store.write_study(record, report=report)
+    write_split(store, val=0.3, test=0.0)
+    control = pretrain(_recall_cfg(store.root, "data.shuffle_reports=true"), root / "control")
+    return store.root, _recall_score(control.metrics)
+
+
+def _recall_cfg(store, *extra):
+    return tiny_cfg(store, "train.steps=30", "train.checkpoint_every=1000", *extra)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutation", [None, _shuffle_texts_within_batch])
+def test_pretraining_recall_beats_a_shuffled_report_control(recall_store, mutation, monkeypatch, tmp_path):
+    store, control = recall_store
+    if mutation is not None:
+        mutation(monkeypatch)
+    score = _recall_score(pretrain(_recall_cfg(store), tmp_path / "run").metrics)
+    assert (score > control + 0.15) == (mutation is None), (score, control)
