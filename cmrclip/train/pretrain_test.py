@@ -292,34 +292,68 @@ def _recall_score(metrics) -> float:
     return sum(metrics[k] for k in keys) / len(keys)
 
 
+LVD = "Left.Ventricular.Dilation"
+PROMPTS = {  # the toy reports' own wording: the condition the toy data makes easy
+    "conditions": {
+        LVD: {
+            "positive": ["The left ventricle is dilated.", "The left ventricle is severely dilated."],
+            "negative": ["The left ventricle is small.", "The left ventricle is normal."],
+        }
+    }
+}
+
+
 @pytest.fixture(scope="module")
 def recall_store(tmp_path_factory):
-    """40 one-study patients whose reports name a disc size the cine shows (4 sizes); 12 held out; and the
-    shuffled-report control run's held-out recall score."""
+    """48 one-study patients whose reports name a disc size the cine shows (4 sizes; sizes 2-3 are left-ventricular
+    dilation), 12 held out for retrieval and 12 for testing; and the shuffled-report control's recall score."""
     import numpy as np
+    import pandas as pd
+    import yaml
 
+    from cmrclip.config import packaged_yaml
     from cmrclip.conftest import _toy_study
     from cmrclip.data.store_split import write_split
 
     root = tmp_path_factory.mktemp("recall")
     store, rng = StudyStore.create(root / "store"), np.random.default_rng(0)
-    for i in range(40):
+    for i in range(48):
         record, report = _toy_study(f"{i:016x}", f"p{i:015x}", i % 4, rng)
         store.write_study(record, report=report)
-    write_split(store, val=0.3, test=0.0)
+    store.add_labels(
+        pd.DataFrame({"study_key": [f"{i:016x}" for i in range(48)], LVD: [float(i % 4 >= 2) for i in range(48)]})
+    )
+    write_split(store, val=0.25, test=0.25)
+    (root / "prompts.yaml").write_text(yaml.safe_dump(packaged_yaml("prompts.yaml") | PROMPTS))
     control = pretrain(_recall_cfg(store.root, "data.shuffle_reports=true"), root / "control")
-    return store.root, _recall_score(control.metrics)
+    return store.root, _recall_score(control.metrics), root / "prompts.yaml"
 
 
 def _recall_cfg(store, *extra):
     return tiny_cfg(store, "train.steps=30", "train.checkpoint_every=1000", *extra)
 
 
+def _zero_shot_auroc(store, clip_path, prompts, out):
+    """Test-split AUROC of zero-shot left-ventricular dilation: the CLIP model's and the random video tower's."""
+    from sklearn.metrics import roc_auc_score
+
+    from cmrclip.train.zeroshot import ZeroshotConfig, run_zeroshot
+
+    cfg = ZeroshotConfig(store_root=str(store), clip_path=str(clip_path), prompts_file=str(prompts), out_dir=str(out))
+    result = run_zeroshot(cfg)
+    return [roc_auc_score(t[LVD], t[f"{LVD}_score"]) for t in (result.predictions, result.random_predictions)]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mutation", [None, _shuffle_texts_within_batch])
-def test_pretraining_recall_beats_a_shuffled_report_control(recall_store, mutation, monkeypatch, tmp_path):
-    store, control = recall_store
+def test_pretraining_learns_retrieval_and_zero_shot(recall_store, mutation, monkeypatch, tmp_path):
+    """Held-out recall beats the shuffled-report control, and zero-shot beats the random tower on the test split;
+    with the texts shuffled within every batch neither holds."""
+    store, control, prompts = recall_store
     if mutation is not None:
         mutation(monkeypatch)
     score = _recall_score(pretrain(_recall_cfg(store), tmp_path / "run").metrics)
-    assert (score > control + 0.15) == (mutation is None), (score, control)
+    trained, random = _zero_shot_auroc(store, tmp_path / "run" / "clip.pt", prompts, tmp_path / "zs")
+    learned = mutation is None
+    assert (score > control + 0.15) == learned, (score, control)
+    assert (trained >= 0.8 and trained > random + 0.2) == learned, (trained, random)
