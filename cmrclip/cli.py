@@ -178,6 +178,23 @@ def ingest_merge(
     done(f"ingest-merge: {len(parts)} stores -> {out} ({n} studies)")
 
 
+@job(name="split")
+def split_store(
+    store: Annotated[Path, typer.Argument(help="Study store folder.", exists=True, file_okay=False)],
+    val: Annotated[float, typer.Option("--val", help="Share of patients in the validation split.")] = 0.15,
+    test: Annotated[float, typer.Option("--test", help="Share of patients in the test split.")] = 0.15,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the patient shuffle.")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Redraw an existing split (retrain everything).")] = False,
+) -> None:
+    """Write the store's one patient-level train/val/test split, read by every later job."""
+    from cmrclip.data.store_split import write_split
+    from cmrclip.ingest.store import StudyStore
+
+    manifest = write_split(StudyStore(store), val, test, seed, force=force)
+    counts = manifest.groupby("split")["patient_key"].nunique().to_dict()
+    done(f"split: {len(manifest)} studies; patients " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
 # --- reports, tokenizer (issue 7) ---
 
 ReportsIn = Annotated[Path, typer.Argument(help="JSONL with 'id' and 'text' per line.", exists=True, dir_okay=False)]
@@ -344,8 +361,13 @@ def finetune(config: ConfigOpt = None, overrides: SetOpt = None) -> None:
     cfg = load_config(FinetuneConfig, config, overrides, defaults="finetune.yaml")
     with progress_bar() as progress:
         result = run_finetune(cfg, progress=progress)
-    mae = result.metrics.get("test_lvef_mae", math.nan)
-    done(f"wrote {result.bundle} (test LVEF MAE {mae:.2f}; {len(result.faults)} studies skipped)")
+    mae, used = result.metrics.get("test_lvef_mae", math.nan), int(result.metrics["labelled_n"])
+    n_val = used - int(result.metrics["train_n"])
+    few = " (TOO FEW: intervals and calibrated probabilities are unreliable)" if n_val < 30 else ""
+    done(
+        f"wrote {result.bundle} (test LVEF MAE {mae:.2f}; {used} labelled studies used: {n_val} of them validation, "
+        f"on which thresholds, calibration and the LVEF interval are fitted{few}; {len(result.faults)} skipped)"
+    )
 
 
 @job()

@@ -9,6 +9,7 @@ __all__ = [
     "DataError",
     "IngestError",
     "LabelError",
+    "LeakageError",
     "ReportError",
     "StoreError",
 ]
@@ -36,6 +37,10 @@ class StoreError(DataError):
 
 class LabelError(DataError):
     """A label column or value is unknown or malformed."""
+
+
+class LeakageError(DataError):
+    """A study used to train a model (or a model upstream of it) is in the split the model is evaluated on."""
 
 
 class ReportError(DataError):

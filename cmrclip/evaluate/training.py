@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from cmrclip.conditions import load_conditions
 from cmrclip.errors import DataError
 from cmrclip.evaluate.bootstrap import bootstrap_ci
+from cmrclip.evaluate.evaluation import EvaluateConfig
 from cmrclip.evaluate.metrics import auroc
 from cmrclip.evaluate.plots import plot_data_efficiency, save_figure
 
@@ -27,6 +28,18 @@ __all__ = [
     "write_zeroshot_summary",
     "zeroshot_summary",
 ]
+
+
+MIN_POSITIVES = EvaluateConfig().min_positives
+"""A condition enters the headline macro AUROC with at least this many positives (as in ``cmrclip evaluate``)."""
+
+
+def _scorable(y: np.ndarray, min_positives: int) -> list[int]:
+    """Columns with at least ``min_positives`` known positives and one known negative."""
+    known = ~np.isnan(y)
+    pos = np.nansum(y, axis=0)
+    neg = known.sum(axis=0) - pos
+    return [j for j in range(y.shape[1]) if pos[j] >= min_positives and neg[j] >= 1]
 
 
 def _macro_auroc(y: np.ndarray, s: np.ndarray) -> float:
@@ -44,19 +57,28 @@ def _mae(pred: np.ndarray, true: np.ndarray) -> float:
     return float(np.mean(np.abs(pred[known] - true[known]))) if known.any() else math.nan
 
 
-def headline_scores(pred: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> dict[str, tuple[float, float, float]]:
+def headline_scores(
+    pred: pd.DataFrame, n_boot: int = 200, seed: int = 0, min_positives: int = MIN_POSITIVES
+) -> dict[str, tuple[float, float, float]]:
     """LVEF MAE and macro AUROC of a predictions table (docs §6 format) with 95 % bootstrap CIs.
 
+    The macro AUROC averages the conditions with at least ``min_positives`` positives in the table (the ones
+    ``cmrclip evaluate`` puts in its means); ``macro_auroc_conditions`` says how many there were.
+
     Returns:
-        ``{"lvef_mae": (value, lower, upper), "macro_auroc": (...)}``; a metric the table cannot support is NaN,
-        and a CI the bootstrap cannot give (too few studies or one class) is (NaN, NaN).
+        ``{"lvef_mae": (value, lower, upper), "macro_auroc": (...), "macro_auroc_conditions": (k, nan, nan)}``; a
+        metric the table cannot support is NaN, and a CI the bootstrap cannot give (too few studies or one class)
+        is (NaN, NaN).
     """
     keys = [c.removesuffix("_score") for c in pred.columns if c.endswith("_score")]
     stats = {}
     if "lvef_pred" in pred and "lvef" in pred:
         stats["lvef_mae"] = (_mae, (pred["lvef_pred"].to_numpy(float), pred["lvef"].to_numpy(float)))
+    counted: list[int] = []
     if keys:
-        arrays = (pred[keys].to_numpy(float), pred[[f"{k}_score" for k in keys]].to_numpy(float))
+        labels = pred[keys].to_numpy(float)
+        counted = _scorable(labels, min_positives)
+        arrays = (labels[:, counted], pred[[f"{keys[j]}_score" for j in counted]].to_numpy(float))
         stats["macro_auroc"] = (_macro_auroc, arrays)
     out = {}
     for name, (fn, arrays) in stats.items():
@@ -65,6 +87,8 @@ def headline_scores(pred: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> dic
             out[name] = (ci.estimate, ci.lower, ci.upper)
         except DataError:
             out[name] = (fn(*arrays), math.nan, math.nan)
+    if keys:
+        out["macro_auroc_conditions"] = (float(len(counted)), math.nan, math.nan)
     return out
 
 

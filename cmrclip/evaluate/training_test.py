@@ -38,8 +38,21 @@ def test_headline_scores_match_direct_computation():
     aurocs += [roc_auc_score(table[k], table[f"{k}_score"]) for k in ("Tetralogy", "Myocarditis")]
     assert scores["macro_auroc"][0] == pytest.approx(np.mean(aurocs))
     assert scores["lvef_mae"][0] == pytest.approx(np.mean(np.abs(table["lvef_pred"] - table["lvef"])))
-    for value, lower, upper in scores.values():
+    assert scores["macro_auroc_conditions"][0] == 3
+    for name in ("macro_auroc", "lvef_mae"):
+        value, lower, upper = scores[name]
         assert lower < value < upper
+
+
+def test_headline_macro_auroc_leaves_out_conditions_with_few_positives():
+    table = _table()
+    table.loc[table.index[1:], "Tetralogy"] = 0.0  # a single positive: evaluate flags it and leaves it out
+    scores = headline_scores(table)
+    known = table["Amyloid"].notna()
+    aurocs = [roc_auc_score(table.loc[known, "Amyloid"], table.loc[known, "Amyloid_score"])]
+    aurocs += [roc_auc_score(table["Myocarditis"], table["Myocarditis_score"])]
+    assert scores["macro_auroc"][0] == pytest.approx(np.mean(aurocs))
+    assert scores["macro_auroc_conditions"][0] == 2
 
 
 def test_headline_scores_one_class_label_is_skipped_and_tiny_tables_have_no_ci():
@@ -53,10 +66,10 @@ def test_headline_scores_one_class_label_is_skipped_and_tiny_tables_have_no_ci()
 def test_zeroshot_summary_has_every_metric_beside_random():
     table = _table()
     out = zeroshot_summary(table, _table(seed=1), {"video_to_text_r@5": 0.4}, {"video_to_text_r@5": 0.1})
-    assert list(out["metric"]) == ["lvef_mae", "macro_auroc", "video_to_text_r@5"]
-    assert out.loc[2, "random_encoder"] == pytest.approx(0.1)
+    assert list(out["metric"]) == ["lvef_mae", "macro_auroc", "macro_auroc_conditions", "video_to_text_r@5"]
+    assert out.loc[3, "random_encoder"] == pytest.approx(0.1)
     visible_only = zeroshot_summary(table.drop(columns=["Myocarditis_score"]), table, {}, {})
-    assert len(visible_only) == 2
+    assert len(visible_only) == 3
 
 
 def test_training_curves_plot_and_errors(tmp_path):

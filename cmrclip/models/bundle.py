@@ -4,7 +4,11 @@ Format ``cmrclip-study-model/1`` (docs/ARCHITECTURE.md §6)::
 
     {"format", "encoder": <encoder checkpoint dict>, "head": <HeadConfig dict>, "targets": [...],
      "regression": [...], "state_dict": <the whole StudyModel>, "calibration": {"study_key", "lvef_pred",
-     "lvef_true", "scores", "labels", "embeddings"}, "thresholds": {key: float}, "metrics": {...}}
+     "lvef_true", "scores", "labels", "embeddings"}, "thresholds": {key: float}, "metrics": {...},
+     "recipe": <InputRecipe dict>}
+
+``recipe`` (:mod:`cmrclip.models.recipe`) is how the model's clips were made in fine-tuning: every path that feeds
+the bundle (predict, explain, serve, embed) builds its clips from it.
 
 The encoder (with its possibly fine-tuned projection) is also given in the encoder checkpoint format, so encoder
 tools can read it on its own; its tensors share storage with ``state_dict`` and are written once. ``calibration``
@@ -28,6 +32,7 @@ from cmrclip.errors import CheckpointError
 from cmrclip.models.convert import FORMAT as ENCODER_FORMAT
 from cmrclip.models.convert import CheckpointInfo
 from cmrclip.models.heads import HeadConfig, StudyModel
+from cmrclip.models.recipe import InputRecipe, recipe_for, recipe_from
 from cmrclip.models.registry import build_video_encoder
 
 __all__ = [
@@ -100,6 +105,7 @@ def save_bundle(
     calibration: Mapping[str, Any],
     thresholds: Mapping[str, float] | None = None,
     metrics: Mapping[str, Any] | None = None,
+    recipe: InputRecipe | None = None,
 ) -> Path:
     """Write ``model`` and its validation calibration data to ``path`` (written to a temp file, then renamed).
 
@@ -111,6 +117,7 @@ def save_bundle(
             embeddings, for serve's out-of-distribution check).
         thresholds: decision threshold per condition key.
         metrics: validation/test metrics to keep with the model.
+        recipe: the input recipe the model was trained with (default: its preset's, with the default bag).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,6 +132,7 @@ def save_bundle(
         "calibration": {k: _as_tensor(v) for k, v in calibration.items()},
         "thresholds": {k: float(v) for k, v in (thresholds or {}).items()},
         "metrics": dict(metrics or {}),
+        "recipe": (recipe or recipe_for(model.encoder)).model_dump(mode="json"),
     }
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(body, tmp)
@@ -141,8 +149,17 @@ class Bundle:
     calibration: dict[str, Any]
     thresholds: dict[str, float]
     metrics: dict[str, Any]
-    normalization: str
-    input_size: tuple[int, int, int]
+    recipe: InputRecipe
+
+    @property
+    def normalization(self) -> str:
+        """The input normalisation (from the recipe)."""
+        return self.recipe.normalization
+
+    @property
+    def input_size(self) -> tuple[int, int, int]:
+        """(T, H, W) of one clip (from the recipe)."""
+        return (self.recipe.frames, *self.recipe.size)
 
     @property
     def targets(self) -> list[str]:
@@ -185,12 +202,10 @@ def load_bundle(path: Path, map_location: str | torch.device = "cpu") -> Bundle:
         raise CheckpointError(
             f"{path}: head weights do not fit: missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}"
         )
-    cfg = encoder.config
     return Bundle(
         model=model.eval(),
         calibration=dict(body.get("calibration", {})),
         thresholds=dict(body.get("thresholds", {})),
         metrics=dict(body.get("metrics", {})),
-        normalization=cfg.normalization,
-        input_size=tuple(cfg.input_size),
+        recipe=recipe_from(body.get("recipe"), encoder, str(path)),
     )

@@ -57,6 +57,11 @@ class CheckpointInfo:
     sha256: str = ""  # of the file these weights were last loaded from
     metrics: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    train_patients: list[str] | None = None
+    """Patient keys whose studies trained these weights or anything upstream of them (None: not recorded); jobs
+    refuse to score a test patient listed here (:func:`cmrclip.data.store_split.check_no_test_leak`)."""
+    recipe: dict[str, Any] = field(default_factory=dict)
+    """The input recipe the weights were trained on (:class:`cmrclip.models.recipe.InputRecipe` as a dict)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-types dict (for the checkpoint file)."""

@@ -11,16 +11,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import BeforeValidator
 from torch import nn
 
 from cmrclip.config import StrictModel
 from cmrclip.errors import ConfigError, DataError
 
 __all__ = [
+    "LEGACY_MODES",
     "REGRESSION_DEFAULTS",
     "GatedAttentionMIL",
     "HeadConfig",
@@ -37,7 +39,22 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Mode = Literal["linear", "finetune", "transfer", "scratch"]
+LEGACY_MODES = {"transfer": "finetune"}
+"""Former mode names -> current ones (accepted with a warning). Before, ``finetune`` trained only the projection
+(now ``projection``) and ``transfer`` trained everything (now ``finetune``)."""
+
+
+def _current_mode(value: Any) -> Any:
+    if value in LEGACY_MODES:
+        logger.warning("mode %r is now called %r (it trains the whole encoder)", value, LEGACY_MODES[value])
+        return LEGACY_MODES[value]
+    return value
+
+
+Mode = Annotated[Literal["linear", "projection", "finetune", "scratch"], BeforeValidator(_current_mode)]
+"""``linear``: frozen encoder and projection, the head trains; ``projection``: the projection and head train;
+``finetune``: everything trains, the pretrained encoder at ``encoder_lr``; ``scratch``: a random encoder, all
+trained. The former names (:data:`LEGACY_MODES`) are accepted with a warning."""
 
 REGRESSION_DEFAULTS: dict[str, tuple[float, float]] = {
     "lvef": (57.0, 10.0),
@@ -276,24 +293,25 @@ def _out_dim(projection: nn.Module, feature_dim: int) -> int:
 def configure_trainable(model: StudyModel, mode: Mode, lr: float, encoder_lr: float | None = None) -> list[dict]:
     """Freeze what ``mode`` keeps fixed and return optimizer parameter groups for the rest.
 
-    ``linear``: head only; ``finetune``: projection + head; ``transfer``: everything, the encoder at ``encoder_lr``
-    (default ``lr / 10``); ``scratch``: everything at ``lr`` (the encoder is randomly initialised by the builder).
+    ``linear``: head only; ``projection``: projection + head; ``finetune``: everything, the encoder at
+    ``encoder_lr`` (default ``lr / 10``); ``scratch``: everything at ``lr`` (the encoder is randomly initialised by
+    the builder). A former name (``transfer``) is mapped with a warning.
 
     Raises:
         ConfigError: for an unknown mode.
         RuntimeError: if a trainable parameter is missing from the groups (a bug, never silently ignored).
     """
-    match mode:
+    match _current_mode(mode):
         case "linear":
             train_encoder, train_projection, enc_lr = False, False, 0.0
-        case "finetune":
+        case "projection":
             train_encoder, train_projection, enc_lr = False, True, 0.0
-        case "transfer":
+        case "finetune":
             train_encoder, train_projection, enc_lr = True, True, encoder_lr if encoder_lr is not None else lr / 10
         case "scratch":
             train_encoder, train_projection, enc_lr = True, True, lr
         case _:
-            raise ConfigError(f"unknown mode {mode!r}; use linear, finetune, transfer or scratch")
+            raise ConfigError(f"unknown mode {mode!r}; use linear, projection, finetune or scratch")
     model.encoder.requires_grad_(train_encoder)
     model.projection.requires_grad_(train_projection)
     model.frozen_encoder = not train_encoder

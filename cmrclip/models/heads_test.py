@@ -9,6 +9,7 @@ from cmrclip.models.heads import (
     GatedAttentionMIL,
     HeadConfig,
     MeanPool,
+    Mode,
     StudyModel,
     configure_trainable,
     pos_weights,
@@ -93,7 +94,7 @@ def test_output_shapes_and_lvef_starts_at_typical_value(pooling, per_target):
     assert torch.allclose(model(b["clip_mask"], features=feats).logits, out.logits)
 
 
-@pytest.mark.parametrize("mode", ["linear", "finetune", "transfer", "scratch"])
+@pytest.mark.parametrize("mode", ["linear", "projection", "finetune", "scratch"])
 @pytest.mark.parametrize("per_target", [False, True])
 def test_every_trainable_parameter_changes_and_frozen_ones_do_not(mode, per_target):
     prompts = torch.randn(3, 6) if per_target else None  # the prompt prior trains with the head
@@ -109,15 +110,29 @@ def test_every_trainable_parameter_changes_and_frozen_ones_do_not(mode, per_targ
     opt.step()
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed == trainable
-    expect_encoder = mode in ("transfer", "scratch")
+    expect_encoder = mode in ("finetune", "scratch")
     expect_proj = mode != "linear"
     assert any(n.startswith("encoder.conv") for n in trainable) == expect_encoder
     assert any(n.startswith("projection") or "video_proj" in n for n in trainable) == expect_proj
     assert any(n.startswith("pools.") for n in trainable)
     assert any(n.startswith("prompt_prior.") for n in trainable) == per_target
-    if mode == "transfer":
+    if mode == "finetune":
         lrs = {g["name"]: g["lr"] for g in groups}
         assert lrs["encoder"] == 1e-3 and lrs["head"] == 1e-2
+
+
+def test_former_mode_names_are_accepted_with_a_warning(caplog):
+    from pydantic import TypeAdapter, ValidationError
+
+    modes = TypeAdapter(Mode)
+    assert modes.validate_python("transfer") == "finetune"
+    assert "now called 'finetune'" in caplog.text
+    assert modes.validate_python("projection") == "projection"
+    with pytest.raises(ValidationError, match="projection"):
+        modes.validate_python("everything")
+    model = _model()
+    groups = configure_trainable(model, "transfer", lr=1e-2, encoder_lr=1e-3)
+    assert {g["name"] for g in groups} == {"head", "projection", "encoder"}
 
 
 def test_prompt_prior_starts_as_the_zero_shot_classifier():

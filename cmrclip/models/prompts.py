@@ -28,6 +28,7 @@ from cmrclip.config import StrictModel, packaged_yaml
 from cmrclip.errors import CheckpointError, ConfigError, LabelError
 from cmrclip.models.bundle import encoder_from_payload
 from cmrclip.models.clip import ClipModel
+from cmrclip.models.convert import CheckpointInfo
 from cmrclip.models.text import TextConfig, TextEncoder, load_tokenizer, tokenize
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "PromptSet",
     "clip_text_fn",
     "condition_scores",
+    "load_clip_info",
     "load_clip_model",
     "load_prompts",
     "lvef_estimates",
@@ -178,6 +180,24 @@ def retrieval_recall(
     return out
 
 
+def _clip_body(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise CheckpointError(f"no CLIP checkpoint at {path}; run `cmrclip pretrain` (it writes OUT/clip.pt)")
+    body = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(body, dict) or body.get("format") != CLIP_FORMAT:
+        raise CheckpointError(f"{path} is not a CLIP checkpoint (format {CLIP_FORMAT!r} expected)")
+    return body
+
+
+def load_clip_info(path: Path) -> CheckpointInfo:
+    """The :class:`CheckpointInfo` of a CLIP checkpoint's video tower (training patients, recipe, metrics).
+
+    Raises:
+        CheckpointError: if the file is missing or of another format.
+    """
+    return CheckpointInfo.from_dict(dict(_clip_body(Path(path))["video"].get("info") or {}))
+
+
 def load_clip_model(path: Path) -> tuple[ClipModel, Any]:
     """Load ``OUT/clip.pt`` (written by ``cmrclip pretrain``) and its tokenizer, in eval mode.
 
@@ -185,11 +205,7 @@ def load_clip_model(path: Path) -> tuple[ClipModel, Any]:
         CheckpointError: if the file is missing, of another format, or its weights do not fit.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no CLIP checkpoint at {path}; run `cmrclip pretrain` (it writes OUT/clip.pt)")
-    body = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(body, dict) or body.get("format") != CLIP_FORMAT:
-        raise CheckpointError(f"{path} is not a CLIP checkpoint (format {CLIP_FORMAT!r} expected)")
+    body = _clip_body(path)
     video = encoder_from_payload(body["video"], where=str(path))
     text = TextEncoder(TextConfig.model_validate(body["text_config"]))
     clip = ClipModel(video, text, embed_dim=int(body["embed_dim"]))

@@ -22,14 +22,19 @@ from cmrclip.evaluate.calibration import PlattScaler, fit_platt
 from cmrclip.evaluate.conformal import ConformalInterval, fit_conformal
 from cmrclip.models.bundle import load_bundle
 from cmrclip.models.heads import StudyModel
+from cmrclip.models.recipe import InputRecipe
 
-__all__ = ["ModelParts", "read_parts"]
+__all__ = ["ModelParts", "calibration_warnings", "read_parts"]
 
 logger = logging.getLogger(__name__)
 
 _ALPHA = 0.1
 _OOD_QUANTILE = 0.99
 _MIN_REFERENCE = 10
+_MIN_PLATT = 10
+_FEW_CALIBRATION = 30
+"""Fewer calibration studies than this: every prediction carries a warning that its interval/probabilities are
+fitted on too few studies."""
 
 
 @dataclass
@@ -37,8 +42,7 @@ class ModelParts:
     """A bundle, loaded: the network plus what turns its outputs into calibrated predictions."""
 
     network: StudyModel
-    input_size: tuple[int, int, int]
-    normalization: str
+    recipe: InputRecipe
     targets: list[str]
     regression: list[str]
     thresholds: dict[str, float] = field(default_factory=dict)
@@ -47,7 +51,8 @@ class ModelParts:
     reference: np.ndarray | None = None
     ood_threshold: float | None = None
     clip: tuple[Any, Any] | None = None  # (ClipModel, tokenizer) for zero-shot
-    max_clips: int = 32
+    calibration_warnings: list[str] = field(default_factory=list)
+    """What the calibration was fitted on, when it is too little to trust; shown with every prediction."""
 
     def calibrate(self, key: str, probability: float) -> float:
         """Calibrated probability of ``key`` (unchanged where the bundle had too few labels to calibrate)."""
@@ -85,7 +90,7 @@ def _fit_calibrators(cal: dict[str, Any], targets: list[str]) -> dict[str, Platt
     for j, key in enumerate(targets):
         known = ~np.isnan(labels[:, j])
         y = labels[known, j]
-        if y.size < 10 or y.min() == y.max():
+        if y.size < _MIN_PLATT or y.min() == y.max():
             logger.info("condition %s: too few calibration labels; probabilities are not recalibrated", key)
             continue
         out[key] = fit_platt(y, np.clip(scores[known, j], 1e-6, 1 - 1e-6))
@@ -101,6 +106,29 @@ def _fit_conformal(cal: dict[str, Any]) -> ConformalInterval | None:
     except CmrclipError as exc:
         logger.warning("no LVEF interval: %s", exc)
         return None
+
+
+def calibration_warnings(cal: dict[str, Any], parts: ModelParts) -> list[str]:
+    """Warnings on how many validation studies the LVEF interval and the probability calibration were fitted on."""
+    out = []
+    n_lvef = int(np.isfinite(cal["lvef_true"]).sum()) if "lvef_true" in cal else 0
+    if "lvef" in parts.regression and parts.conformal is None:
+        out.append(f"no LVEF interval: the model's calibration split has {n_lvef} studies with LVEF, too few")
+    elif parts.conformal is not None and parts.conformal.n_calibration < _FEW_CALIBRATION:
+        out.append(
+            f"the LVEF interval was fitted on only {parts.conformal.n_calibration} validation studies "
+            f"(fewer than {_FEW_CALIBRATION}): its {1 - parts.conformal.alpha:.0%} coverage is not reliable"
+        )
+    n_studies = len(cal["scores"]) if "scores" in cal else 0
+    missing = [k for k in parts.targets if k not in parts.calibrators]
+    if missing:
+        out.append(
+            f"{len(missing)} of {len(parts.targets)} condition probabilities are not calibrated (fewer than "
+            f"{_MIN_PLATT} labels or one class among {n_studies} validation studies); read them as raw scores"
+        )
+    elif n_studies < _FEW_CALIBRATION:
+        out.append(f"condition probabilities were calibrated on only {n_studies} validation studies")
+    return out
 
 
 def _ood_threshold(reference: np.ndarray) -> float | None:
@@ -141,8 +169,7 @@ def read_parts(path: Path, device: str = "cpu", clip_path: Path | None = None) -
         reference /= np.linalg.norm(reference, axis=1, keepdims=True).clip(1e-8)
     parts = ModelParts(
         network=bundle.model.to(device).eval(),
-        input_size=tuple(bundle.input_size),
-        normalization=bundle.normalization,
+        recipe=bundle.recipe,
         targets=list(bundle.targets),
         regression=list(bundle.regression),
         thresholds={k: float(v) for k, v in bundle.thresholds.items()},
@@ -151,6 +178,9 @@ def read_parts(path: Path, device: str = "cpu", clip_path: Path | None = None) -
         reference=reference,
         ood_threshold=None if reference is None else _ood_threshold(reference),
     )
+    parts.calibration_warnings = calibration_warnings(cal, parts)
+    for warning in parts.calibration_warnings:
+        logger.warning("%s: %s", path, warning)
     if clip_path is not None:
         from cmrclip.models.prompts import load_clip_model
 

@@ -2,8 +2,8 @@
 
 New studies go through the **same** code as ingestion: they are ingested into a temporary study store, then read
 back with the store API, so predictions see exactly the pixels a training run would have seen. The clips of a study
-are planned as in fine-tuning (:func:`cmrclip.data.bags.plan_bag`, phase offset 0) and transformed by its
-evaluation pipeline (:func:`cmrclip.train.finetune.normalizer`, the preset's input size).
+are planned and transformed by the model's stored input recipe (:mod:`cmrclip.models.recipe`: the bag of
+fine-tuning, :func:`cmrclip.data.bags.plan_bag` at phase offset 0, and its one clip pipeline).
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ import torch
 from pydantic import SecretStr
 
 from cmrclip.config import load_config
-from cmrclip.data.bags import BagConfig, ClipRef, frame_indices, plan_bag
-from cmrclip.data.transforms import build_clip_transform
+from cmrclip.data.bags import ClipRef, frame_indices, plan_bag
 from cmrclip.errors import DataError
 from cmrclip.ingest.store import StudyFile, StudyStore
-from cmrclip.train.finetune import normalizer
+from cmrclip.models.recipe import InputRecipe, clip_transform
 
 __all__ = ["VIEWS", "Study", "geometry_warnings", "load_study", "open_source", "study_files"]
 
@@ -150,25 +149,22 @@ def _overlay_frames(clip: np.ndarray) -> np.ndarray:
     return (tensor[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
-def load_study(study: StudyFile, input_size: tuple[int, int, int], normalization: str, max_clips: int = 32) -> Study:
-    """Read a stored study's clips as the model sees them (all views, SAX subset as in fine-tuning).
+def load_study(study: StudyFile, recipe: InputRecipe) -> Study:
+    """Read a stored study's clips as the model sees them (its recipe's bag and clip pipeline).
 
     Args:
         study: an open study file.
-        input_size: (T, H, W) the model takes.
-        normalization: the model's input normalisation (``unit`` or ``legacy``).
-        max_clips: most clips per study.
+        recipe: the model's input recipe (``Bundle.recipe``).
 
     Raises:
         StoreError: if the study has no usable clip.
     """
     key = str(study.attrs.get("study_key", study.path.stem))
-    frames_per_clip, height, width = input_size
-    refs = plan_bag(key, study.views, BagConfig(frames=frames_per_clip, max_clips=max_clips))
-    transform = build_clip_transform((height, width), None, normalizer(normalization))
+    refs = plan_bag(key, study.views, recipe.bags)
+    transform = clip_transform(recipe)
     clips, overlays = [], []
     for ref in refs:
-        idx = frame_indices(study.views[ref.view].n_frames, frames_per_clip, 0.0)
+        idx = frame_indices(study.views[ref.view].n_frames, recipe.frames, 0.0)
         clip = study.read_clip(ref.view, ref.slice_index, idx)
         clips.append(transform(clip))
         overlays.append(_overlay_frames(clip))

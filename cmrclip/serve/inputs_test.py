@@ -3,19 +3,18 @@ import dataclasses
 import pytest
 import torch
 
-from cmrclip.data.bags import BagConfig, StudyBagDataset, collate_bags
-from cmrclip.data.transforms import build_clip_transform
+from cmrclip.data.bags import StudyBagDataset, collate_bags
 from cmrclip.errors import DataError
 from cmrclip.ingest.store import StudyRecord, StudyStore
+from cmrclip.models.recipe import clip_transform
 from cmrclip.serve.inputs import geometry_warnings, open_source
-from cmrclip.train.finetune import normalizer
 
 
 def test_predict_sees_what_finetuning_sees(tiny_model, phantom_store):
     """LVEF from `predict` on store entries equals the study model's output on fine-tuning's own batches."""
     manifest = phantom_store.manifest()
-    tf = build_clip_transform((64, 64), None, normalizer("unit"))
-    dataset = StudyBagDataset(phantom_store, manifest, [], ["lvef"], BagConfig(frames=16), tf)
+    recipe = tiny_model.parts.recipe
+    dataset = StudyBagDataset(phantom_store, manifest, [], ["lvef"], recipe.bags, clip_transform(recipe))
     for i, key in enumerate(dataset.study_keys):
         batch = collate_bags([dataset[i]])
         with torch.no_grad():

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from cmrclip.conditions import load_conditions
 from cmrclip.errors import CheckpointError, CmrclipError, DataError
 from cmrclip.ingest.store import StudyFile
+from cmrclip.models.recipe import recipe_for
 from cmrclip.models.text import tokenize
 from cmrclip.progress import ProgressFn, null_progress
 from cmrclip.serve.bundle_io import ModelParts, read_parts
@@ -146,7 +147,7 @@ class Model:
         if isinstance(source, Study):
             return source
         with open_source(source, work_dir, self.salt) as study_file:
-            return load_study(study_file, self.parts.input_size, self.parts.normalization, self.parts.max_clips)
+            return load_study(study_file, self.parts.recipe)
 
     @torch.no_grad()
     def _forward(self, study: Study) -> Any:
@@ -181,7 +182,7 @@ class Model:
         ]
         embedding = _study_embedding(out)
         distance, ood_warning = self.parts.ood_check(embedding)
-        warnings = study.warnings + ([ood_warning] if ood_warning else [])
+        warnings = study.warnings + ([ood_warning] if ood_warning else []) + self.parts.calibration_warnings
         return StudyPrediction(study.study_key, lvef, conditions, study.views, clips, warnings, distance, given)
 
     def embed(self, study: StudyLike) -> np.ndarray:
@@ -203,7 +204,7 @@ class Model:
         if not prompts:
             raise DataError("zeroshot needs at least one text prompt")
         clip, tokenizer = self.parts.clip
-        clips = self._clip_inputs(study, clip.video.config)
+        clips = self._clip_inputs(study, clip.video)
         with torch.no_grad():
             video = clip.encode_video(clips.to(self.device)[None])  # the study: [1, N clips, ...] -> [1, E]
             tok = tokenize(tokenizer, prompts, clip.text.config.max_length)
@@ -211,14 +212,14 @@ class Model:
             probs = (clip.scale() * video @ text.T).softmax(dim=-1)[0].cpu().numpy()
         return {p: float(v) for p, v in zip(prompts, probs, strict=True)}
 
-    def _clip_inputs(self, study: StudyLike, cfg: Any) -> torch.Tensor:
-        size = tuple(cfg.input_size)
+    def _clip_inputs(self, study: StudyLike, video: Any) -> torch.Tensor:
+        recipe = recipe_for(video, self.parts.recipe.bags)
         if isinstance(study, Study):
-            if tuple(study.clips.shape[2:]) != size or cfg.normalization != self.parts.normalization:
+            if recipe != self.parts.recipe:
                 raise DataError("the CLIP video tower takes other inputs than the study model; pass the study's path")
             return study.clips
         with open_source(study, salt=self.salt) as study_file:
-            return load_study(study_file, size, cfg.normalization, self.parts.max_clips).clips
+            return load_study(study_file, recipe).clips
 
     def predict_many(
         self, sources: Iterable[StudyLike], progress: ProgressFn = null_progress, total: int = 0
@@ -242,7 +243,7 @@ class Model:
     def _predict_file(self, path: Path, given: str) -> StudyPrediction | PredictionFault:
         try:
             with StudyFile(path) as study_file:
-                study = load_study(study_file, self.parts.input_size, self.parts.normalization, self.parts.max_clips)
+                study = load_study(study_file, self.parts.recipe)
             return replace(self.predict(study), input=given)
         except CmrclipError as exc:
             return PredictionFault(given, f"study {path.stem}: {exc}")

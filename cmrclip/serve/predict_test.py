@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from cmrclip.errors import CheckpointError, DataError
+from cmrclip.models.recipe import InputRecipe
 from cmrclip.serve.bundle_io import ModelParts
 from cmrclip.serve.predict import Model, StudyPrediction, load_model
 
@@ -74,7 +75,7 @@ def test_ood_check_flags_far_embeddings():
     ref /= np.linalg.norm(ref, axis=1, keepdims=True)
     from cmrclip.serve.bundle_io import _ood_threshold
 
-    parts = ModelParts(None, (16, 64, 64), "unit", [], [], reference=ref, ood_threshold=_ood_threshold(ref))
+    parts = ModelParts(None, InputRecipe(), [], [], reference=ref, ood_threshold=_ood_threshold(ref))
     near = ref[3] + 0.01 * rng.normal(size=16)
     _, warning = parts.ood_check(near / np.linalg.norm(near))
     assert warning is None
@@ -179,10 +180,11 @@ def test_zeroshot_with_clip_towers(plain_bundle, phantom_store, tmp_path):
     # recomputed independently from the CLIP towers
     with torch.no_grad():
         from cmrclip.ingest.store import StudyStore
+        from cmrclip.models.recipe import recipe_for
         from cmrclip.serve.inputs import load_study
 
         with StudyStore(phantom_store.root).open("a1b2c3d4e5f60718") as f:
-            clips = load_study(f, (16, 32, 32), "unit").clips
+            clips = load_study(f, recipe_for(clip.video)).clips
         v = F.normalize(F.normalize(clip.video.encode(clips), dim=-1).mean(0), dim=-1)
         tok = tokenize(load_tokenizer(tcfg), prompts, 32)
         t = clip.encode_text(tok["input_ids"], tok["attention_mask"])
@@ -192,3 +194,24 @@ def test_zeroshot_with_clip_towers(plain_bundle, phantom_store, tmp_path):
         model.zeroshot(model.load_study(_entry(phantom_store)), prompts)
     with pytest.raises(DataError, match="at least one"):
         model.zeroshot(_entry(phantom_store), [])
+
+
+def test_too_little_calibration_is_warned_in_every_prediction(model, phantom_store):
+    from cmrclip.evaluate.conformal import ConformalInterval
+    from cmrclip.serve.bundle_io import calibration_warnings
+
+    cal = {"lvef_true": np.full(4, 50.0), "scores": np.full((4, 1), 0.5)}
+    parts = ModelParts(None, InputRecipe(), ["Amyloid"], ["lvef"])
+    warnings = calibration_warnings(cal, parts)
+    assert "no LVEF interval" in warnings[0] and "4 studies with LVEF" in warnings[0]
+    assert "1 of 1 condition probabilities are not calibrated" in warnings[1]
+    parts.conformal, parts.calibrators = ConformalInterval(5.0, 0.1, 12), {"Amyloid": None}
+    assert calibration_warnings(cal, parts) == [
+        "the LVEF interval was fitted on only 12 validation studies (fewer than 30): its 90% coverage is not reliable",
+        "condition probabilities were calibrated on only 4 validation studies",
+    ]
+    model.parts.calibration_warnings = warnings
+    try:
+        assert model.predict(_entry(phantom_store)).warnings[-2:] == warnings  # in the output, not only the log
+    finally:
+        model.parts.calibration_warnings = []

@@ -22,10 +22,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cmrclip.data.sampling import study_clips
-from cmrclip.data.transforms import Compose, build_clip_transform
+from cmrclip.data.store_split import ensure_split
+from cmrclip.data.transforms import Compose
 from cmrclip.errors import CheckpointError, ConfigError, DataError
 from cmrclip.ingest.store import StudyStore
 from cmrclip.models.heads import study_embedding
+from cmrclip.models.recipe import InputRecipe, clip_transform, recipe_for
 from cmrclip.progress import ProgressFn, null_progress
 
 __all__ = [
@@ -96,18 +98,12 @@ def mil_pool(model: nn.Module) -> StudyPool:
 
 
 def _clip_batches(
-    store: StudyStore, key: str, transform: Compose, n_frames: int, batch_size: int, legacy: bool
+    store: StudyStore, key: str, transform: Compose, n_frames: int, batch_size: int
 ) -> list[tuple[list[tuple[str, int]], Tensor]]:
-    """Read every clip of a study and batch them; ``legacy`` maps [0, 1] back to raw intensities by the window."""
+    """Read every clip of a study through the model's recipe transform and batch them."""
     with store.open(key) as study:
         specs = study_clips(study.views, n_frames)
-        clips = []
-        for s in specs:
-            clip = study.read_clip(s.view, s.slice_index, s.frames)
-            if legacy:
-                low, high = (float(v) for v in study.view_attrs(s.view)["window"])
-                clip = clip * (high - low) + low
-            clips.append(transform(clip))
+        clips = [transform(study.read_clip(s.view, s.slice_index, s.frames)) for s in specs]
     out = []
     for start in range(0, len(specs), batch_size):
         part = specs[start : start + batch_size]
@@ -125,7 +121,6 @@ def embed_studies(
     batch_size: int = 16,
     device: torch.device | str = "cpu",
     progress: ProgressFn = null_progress,
-    legacy: bool = False,
     pool: StudyPool = mean_pool,
 ) -> EmbeddingTable:
     """Embed every clip of each study and pool them per study.
@@ -134,12 +129,11 @@ def embed_studies(
         encode: ``(B, 3, T, H, W) -> (B, D)`` (e.g. ``encoder.encode``); called in no-grad mode.
         store_root: the study store.
         study_keys: studies to embed.
-        transform: evaluation clip pipeline (no augmentation).
+        transform: the model's evaluation clip pipeline (:func:`cmrclip.models.recipe.clip_transform`).
         n_frames: frames per clip.
         batch_size: clips per forward pass.
         device: where ``encode`` runs.
         progress: called as ``progress("embed", done, total)``.
-        legacy: feed raw intensities (the window's inverse) for encoders with ``legacy`` normalisation.
         pool: one study's ``encode`` outputs -> clip and study embeddings (:func:`mean_pool`, :func:`mil_pool`).
 
     Raises:
@@ -152,7 +146,7 @@ def embed_studies(
     clip_parts, study_parts = [], []
     for i, key in enumerate(study_keys):
         outputs = []
-        for specs, batch in _clip_batches(store, key, transform, n_frames, batch_size, legacy):
+        for specs, batch in _clip_batches(store, key, transform, n_frames, batch_size):
             outputs.append(encode(batch.to(device)))
             rows += [(key, view, idx) for view, idx in specs]
         clips, study = pool(torch.cat(outputs))
@@ -263,8 +257,8 @@ def load_encoder_any(path: Path) -> nn.Module:
     return load_video_encoder(path)
 
 
-def _study_model(path: Path) -> nn.Module:
-    """The study model of a ``model.pt`` bundle, in eval mode.
+def _study_model(path: Path) -> tuple[nn.Module, InputRecipe]:
+    """The study model of a ``model.pt`` bundle, in eval mode, and its input recipe.
 
     Raises:
         CheckpointError: if ``path`` is not a study-model bundle.
@@ -272,7 +266,8 @@ def _study_model(path: Path) -> nn.Module:
     from cmrclip.models.bundle import load_bundle
 
     try:
-        return load_bundle(Path(path)).model.eval()
+        bundle = load_bundle(Path(path))
+        return bundle.model.eval(), bundle.recipe
     except CheckpointError as exc:
         raise CheckpointError(f"MIL pooling needs a study model (model.pt of `cmrclip finetune`): {exc}") from exc
 
@@ -307,7 +302,7 @@ def embed_store(
         store_root: the study store.
         out_dir: output folder.
         colour_by: a manifest column; if given, ``embeddings_<map>.png`` shows study embeddings coloured by it.
-        split: only studies of this manifest split.
+        split: only studies of this split of the store (drawn and written once if the store has none).
         batch_size: clips per forward pass.
         device: ``"cpu"`` or ``"cuda"``.
         progress: called as ``progress("embed", done, total)``.
@@ -318,26 +313,23 @@ def embed_store(
         DataError: if the column is unknown or no study is selected.
         CheckpointError: if ``pool="mil"`` is given a checkpoint without a study head.
     """
-    from cmrclip.models.normalize import normalize
-
     if pool == "mil":
-        model = _study_model(checkpoint).to(device)
-        encoder, encode, pooling = model.encoder, model.encoder.features, mil_pool(model)
+        model, recipe = _study_model(checkpoint)
+        model = model.to(device)
+        encode, pooling = model.encoder.features, mil_pool(model)
     else:
         encoder = load_encoder_any(checkpoint).to(device)
-        encode, pooling = encoder.encode, mean_pool
-    manifest = StudyStore(store_root).manifest()
+        encode, pooling, recipe = encoder.encode, mean_pool, recipe_for(encoder)
+    store = StudyStore(store_root)
+    manifest = store.manifest() if split is None else ensure_split(store)
     if colour_by is not None and colour_by not in manifest.columns:
         raise DataError(f"manifest has no column {colour_by!r}; choose one of {sorted(manifest.columns)}")
     if split is not None:
         manifest = manifest[manifest["split"] == split]
-    cfg = encoder.config
-    transform = build_clip_transform(cfg.input_size[1:], None, normalize=lambda x: normalize(x, cfg.normalization))
     keys = manifest["study_key"].astype(str).tolist()
     table = embed_studies(
-        encode, store_root, keys, transform, cfg.input_size[0], batch_size, device, progress,
-        legacy=cfg.normalization == "legacy", pool=pooling,
-    )  # fmt: skip
+        encode, store_root, keys, clip_transform(recipe), recipe.frames, batch_size, device, progress, pool=pooling
+    )
     out_dir = Path(out_dir)
     npz = write_embeddings(table, out_dir / "embeddings.npz")
     picture = None

@@ -73,7 +73,7 @@ def test_embed_errors(toy_store, encoder_file, tmp_path):
     with pytest.raises(DataError, match="no column 'nope'"):
         embed_store(encoder_file, toy_store, tmp_path, colour_by="nope")
     with pytest.raises(DataError, match="no studies to embed"):
-        embed_store(encoder_file, toy_store, tmp_path, split="test")
+        embed_store(encoder_file, toy_store, tmp_path, split="nope")
     with pytest.raises(CheckpointError, match="does not exist"):
         load_encoder_any(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")

@@ -5,7 +5,9 @@ ends by writing ``cell.json``; a rerun skips every cell that has one, so an inte
 stopped. Label fractions are drawn per patient and nest for one seed (:mod:`cmrclip.data.splits`); the validation
 and test splits are the same for every cell. ``train`` does not import ``evaluate``: the caller injects a
 ``score(predictions) -> {metric: (value, lower, upper)}`` function (the CLI builds it from ``cmrclip.evaluate``),
-and ``OUT/table.csv`` gets one row per cell and metric with the columns ``plot_data_efficiency`` reads. Cells with the
+and ``OUT/table.csv`` gets one row per cell and metric with the columns ``plot_data_efficiency`` reads, plus
+``n_train`` and ``n_labelled`` (every labelled study the cell used: training and validation, which is subsampled at
+the same fraction). Cells with the
 same frozen encoder share its cached clip features (computed once per process).
 """
 
@@ -41,7 +43,7 @@ class InitSpec(StrictModel):
     """One initialisation of the grid."""
 
     name: str
-    mode: Mode = "finetune"
+    mode: Mode = "projection"
     encoder_path: str | None = None
     random_init: bool = False
     """Use a seeded random encoder with the architecture of the grid's first checkpoint (or ``finetune.model``)."""
@@ -105,6 +107,7 @@ def _cell_config(cfg: ExperimentConfig, init: InitSpec, fraction: float, seed: i
 
 def _rows(init: str, fraction: float, seed: int, cell: dict) -> list[dict]:
     base = {"init": init, "fraction": fraction, "seed": seed, "n_train": cell.get("n_train", math.nan)}
+    base["n_labelled"] = cell.get("n_labelled", math.nan)  # labelled studies used, train and validation
     return [
         base | {"metric": metric, "value": v, "lower": lo, "upper": hi}
         for metric, (v, lo, hi) in cell["scores"].items()
@@ -119,7 +122,8 @@ def _run_cell(
     cache = caches.setdefault(f"{cell_cfg.mode}:{cell_cfg.encoder_path}", {})  # frozen encoder: features reusable
     result = run_finetune(cell_cfg, feature_cache=cache)
     scores = score(pd.read_csv(out / "predictions_test.csv"))
-    cell = {"scores": scores, "metrics": result.metrics, "n_train": int(result.metrics["train_n"])}
+    n_train, n_labelled = int(result.metrics["train_n"]), int(result.metrics["labelled_n"])
+    cell = {"scores": scores, "metrics": result.metrics, "n_train": n_train, "n_labelled": n_labelled}
     (out / "cell.json").write_text(json.dumps(cell, indent=1), encoding="utf-8")
     return cell
 

@@ -59,6 +59,9 @@ def test_grid_runs_every_cell_then_resumes(grid):
     n = table.set_index(["init", "fraction"])["n_train"]
     assert n[("pretrained", 0.25)] < n[("pretrained", 1.0)]
     assert n[("pretrained", 0.25)] == n[("random", 0.25)]  # same patients for every init
+    used = table.set_index(["init", "fraction"])["n_labelled"]  # every label used, validation included
+    val_used = used - n
+    assert (val_used > 0).all() and val_used[("pretrained", 0.25)] < val_used[("pretrained", 1.0)]
     assert (cell_dir(root / "exp", "random", 1.0, 0) / "model.pt").is_file()
     assert (root / "exp" / "inits" / "random_s0.pt").is_file()
     again = run_experiment(cfg, _score)

@@ -3,10 +3,15 @@
 Writes ``OUT/model.pt`` (:mod:`cmrclip.models.bundle`), ``OUT/predictions_{val,test}.csv`` (docs §6),
 ``OUT/metrics.jsonl`` (one line per epoch), ``OUT/faults.jsonl`` (skipped studies) and the resolved config.
 
-With a frozen encoder (modes ``linear`` and ``finetune``) and ``cache_features: true``, every clip is encoded once
-(no augmentation, phase 0) and the head (plus the projection in ``finetune`` mode) trains on the cached encoder
-features: the same model, orders of magnitude faster on a CPU. ``transfer`` and ``scratch`` run the encoder on
-every step, with random phases and the configured augmentation.
+Modes (:data:`cmrclip.models.heads.Mode`): ``linear`` (frozen encoder and projection), ``projection`` (the
+projection and head train), ``finetune`` (everything trains, the encoder at ``encoder_lr``) and ``scratch`` (a random
+encoder, all trained); the former ``transfer`` is accepted as ``finetune`` with a warning. With a frozen encoder
+(``linear``, ``projection``) and ``cache_features: true``, every clip is encoded once (no augmentation, phase 0) and
+the head trains on the cached encoder features: the same model, orders of magnitude faster on a CPU.
+
+The split is the store's one patient-level split (:func:`cmrclip.data.store_split.ensure_split`); a run refuses an
+encoder (or prompt-prior CLIP model) that was trained on one of the store's test patients. At a label fraction the
+validation labels are subsampled like the training ones, and ``labelled_n`` counts every label the run used.
 """
 
 from __future__ import annotations
@@ -27,20 +32,21 @@ from torch import nn
 from cmrclip.conditions import condition_keys
 from cmrclip.config import StrictModel, save_config
 from cmrclip.data.bags import NORMAL, BagConfig, Fault, StudyBagDataset, collate_bags
-from cmrclip.data.splits import assign_splits, label_fraction
-from cmrclip.data.transforms import AugmentConfig, build_clip_transform
+from cmrclip.data.splits import label_fraction
+from cmrclip.data.store_split import check_no_test_leak, ensure_split
+from cmrclip.data.transforms import AugmentConfig
 from cmrclip.errors import ConfigError, DataError
 from cmrclip.ingest.store import StudyStore
 from cmrclip.models.bundle import save_bundle
-from cmrclip.models.convert import load_video_encoder
+from cmrclip.models.convert import CheckpointInfo, load_video_encoder
 from cmrclip.models.heads import HeadConfig, Mode, StudyModel, configure_trainable, pos_weights, study_loss
-from cmrclip.models.normalize import normalize
-from cmrclip.models.prompts import prompt_classifier
+from cmrclip.models.prompts import load_clip_info, prompt_classifier
+from cmrclip.models.recipe import InputRecipe, clip_transform, recipe_for
 from cmrclip.models.registry import build_video_encoder
 from cmrclip.progress import ProgressFn, null_progress
 from cmrclip.train.optim import OptimConfig, build_scheduler, check_optimizer_covers
 
-__all__ = ["FinetuneConfig", "FinetuneResult", "load_encoder", "normalizer", "predictions_table", "run_finetune"]
+__all__ = ["FinetuneConfig", "FinetuneResult", "load_encoder", "predictions_table", "run_finetune"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +65,16 @@ class FinetuneConfig(StrictModel):
     """Prompts for ``head.prompt_prior`` (default: the packaged ``prompts.yaml``)."""
     model: str = "tiny"
     """Video preset used when ``mode: scratch`` (random init)."""
-    mode: Mode = "finetune"
+    mode: Mode = "projection"
     head: HeadConfig = HeadConfig()
     bags: BagConfig = BagConfig()
     targets: list[str] | Literal["all"] = "all"
     include_normal: bool = True
     regression: tuple[str, ...] = ("lvef",)
     label_fraction: float = 1.0
+    """Share of patients whose labels are used, in the training AND the validation split (nested per seed)."""
     val_share: float = 0.15
+    """Split shares and seed: used only if the store has no split yet (it is then written once to the store)."""
     test_share: float = 0.15
     split_seed: int = 0
     seed: int = 0
@@ -95,6 +103,8 @@ class _Splits:
     train: StudyBagDataset
     val: StudyBagDataset
     test: StudyBagDataset
+    recipe: InputRecipe
+    manifest: pd.DataFrame
 
 
 def _target_list(cfg: FinetuneConfig) -> list[str]:
@@ -104,39 +114,43 @@ def _target_list(cfg: FinetuneConfig) -> list[str]:
     return targets
 
 
-def _datasets(cfg: FinetuneConfig, store: StudyStore, model_cfg: Any) -> _Splits:
-    manifest = store.manifest()
+def _labelled(rows: pd.DataFrame, cfg: FinetuneConfig) -> pd.DataFrame:
+    """The rows whose labels a run at ``cfg.label_fraction`` may use (the same patient draw in train and val)."""
+    return rows[label_fraction(rows, cfg.label_fraction, seed=cfg.seed)] if len(rows) else rows
+
+
+def _check_upstream(cfg: FinetuneConfig, encoder: nn.Module, manifest: pd.DataFrame) -> None:
+    """Fail if a test patient trained the encoder (or the CLIP model of the prompt prior)."""
+    info = getattr(encoder, "info", None)
+    check_no_test_leak(info.train_patients if info else [], manifest, f"the encoder {cfg.encoder_path}")
+    if cfg.head.prompt_prior and cfg.clip_path:
+        check_no_test_leak(load_clip_info(Path(cfg.clip_path)).train_patients, manifest, f"the CLIP {cfg.clip_path}")
+
+
+def _datasets(cfg: FinetuneConfig, store: StudyStore, encoder: nn.Module) -> _Splits:
+    manifest = ensure_split(store, cfg.val_share, cfg.test_share, cfg.split_seed)
     if manifest.empty:
         raise DataError(f"the store {store.root} has no study; run `cmrclip ingest` first")
-    manifest["split"] = assign_splits(manifest, cfg.val_share, cfg.test_share, seed=cfg.split_seed)
-    train_rows = manifest[manifest["split"] == "train"]
-    keep = label_fraction(train_rows, cfg.label_fraction, seed=cfg.seed)
-    train_rows = train_rows[keep]
-    size = tuple(model_cfg.input_size[1:])
-    norm = normalizer(model_cfg.normalization)
-    bags = cfg.bags.model_copy(update={"frames": int(model_cfg.input_size[0])})
-    plain = build_clip_transform(size, None, norm)
-    cached = cfg.cache_features and cfg.mode in ("linear", "finetune")
-    train_tf = plain if cached or cfg.augment is None else build_clip_transform(size, cfg.augment, norm)
+    _check_upstream(cfg, encoder, manifest)
+    recipe = recipe_for(encoder, cfg.bags)
+    plain = clip_transform(recipe)
+    cached = cfg.cache_features and cfg.mode in ("linear", "projection")
+    train_tf = plain if cached or cfg.augment is None else clip_transform(recipe, cfg.augment)
     targets = _target_list(cfg)
 
     def make(rows: pd.DataFrame, train: bool, tf: Any) -> StudyBagDataset:
-        return StudyBagDataset(store, rows, targets, cfg.regression, bags, tf, train=train, seed=cfg.seed)
+        return StudyBagDataset(store, rows, targets, cfg.regression, recipe.bags, tf, train=train, seed=cfg.seed)
 
+    split = manifest["split"]
     out = _Splits(
-        make(train_rows, not cached, train_tf),
-        make(manifest[manifest["split"] == "val"], False, plain),
-        make(manifest[manifest["split"] == "test"], False, plain),
+        make(_labelled(manifest[split == "train"], cfg), not cached, train_tf),
+        make(_labelled(manifest[split == "val"], cfg), False, plain),
+        make(manifest[split == "test"], False, plain),
+        recipe,
+        manifest,
     )
-    logger.info("studies: %d train, %d val, %d test", len(out.train), len(out.val), len(out.test))
+    logger.info("labelled studies used: %d train, %d val; %d test", len(out.train), len(out.val), len(out.test))
     return out
-
-
-def normalizer(kind: str) -> Any:
-    """The input normalisation of a preset (docs §3) for clips in [0, 1] (``legacy`` on the 8-bit scale)."""
-    if kind == "legacy":
-        return lambda x: normalize(x * 255.0, "legacy")
-    return lambda x: normalize(x, kind)
 
 
 def load_encoder(cfg: FinetuneConfig) -> nn.Module:
@@ -148,9 +162,11 @@ def load_encoder(cfg: FinetuneConfig) -> nn.Module:
     match cfg.mode:
         case "scratch":
             if cfg.encoder_path:
-                raise ConfigError("mode 'scratch' trains from a random init; remove encoder_path or use 'transfer'")
-            return build_video_encoder(cfg.model, seed=cfg.seed)
-        case "linear" | "finetune" | "transfer":
+                raise ConfigError("mode 'scratch' trains from a random init; remove encoder_path or use 'finetune'")
+            encoder = build_video_encoder(cfg.model, seed=cfg.seed)
+            encoder.info = CheckpointInfo(preset=encoder.config.name, train_patients=[])
+            return encoder
+        case "linear" | "projection" | "finetune":
             if not cfg.encoder_path:
                 raise ConfigError(f"mode {cfg.mode!r} needs encoder_path (e.g. OUT/encoder.pt from `cmrclip pretrain`)")
         case _:
@@ -310,6 +326,15 @@ def _youden_thresholds(pred: dict[str, Any], targets: Sequence[str]) -> dict[str
     return out
 
 
+def _trained_info(encoder: nn.Module, splits: _Splits) -> CheckpointInfo:
+    """The encoder's info with this run's training and validation patients added to its upstream ones."""
+    info = getattr(encoder, "info", None) or CheckpointInfo(preset=encoder.config.name)
+    used = {e.patient_key for ds in (splits.train, splits.val) for _, e in ds.entries}
+    upstream = info.train_patients
+    patients = sorted(used | set(upstream or ()))
+    return CheckpointInfo.from_dict(info.to_dict() | {"train_patients": patients, "recipe": splits.recipe.model_dump()})
+
+
 def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     with path.open("w", encoding="utf-8") as fh:
         for row in rows:
@@ -322,7 +347,7 @@ def _fit(cfg, model, splits, device, progress, feature_cache) -> tuple[dict, lis
     groups = configure_trainable(model, cfg.mode, cfg.optim.lr, cfg.encoder_lr)
     opt = torch.optim.AdamW(groups, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, betas=cfg.optim.betas)
     check_optimizer_covers(model, opt)
-    cached = cfg.cache_features and cfg.mode in ("linear", "finetune")
+    cached = cfg.cache_features and cfg.mode in ("linear", "projection")
     data = {
         n: _cache(model, getattr(splits, n), device, progress, feature_cache) if cached else getattr(splits, n)
         for n in ("train", "val", "test")
@@ -378,7 +403,7 @@ def run_finetune(
     device = torch.device(cfg.device)
     targets = _target_list(cfg)
     model = _build_model(cfg, targets).to(device)
-    splits = _datasets(cfg, StudyStore(Path(cfg.store_root)), model.encoder.config)
+    splits = _datasets(cfg, StudyStore(Path(cfg.store_root)), model.encoder)
     faults = splits.train.faults + splits.val.faults + splits.test.faults
     _write_jsonl(out_dir / "faults.jsonl", [f.__dict__ for f in faults])
     if len(splits.train) == 0:
@@ -388,7 +413,11 @@ def run_finetune(
         )
     data, history = _fit(cfg, model, splits, device, progress, feature_cache)
     preds = {n: _predict(model, _loader(data[n], cfg.batch_size, False, 0), device) for n in ("val", "test")}
-    metrics: dict[str, float] = {"best_val_loss": min(h["val_loss"] for h in history), "train_n": len(splits.train)}
+    metrics: dict[str, float] = {
+        "best_val_loss": min(h["val_loss"] for h in history),
+        "train_n": len(splits.train),
+        "labelled_n": len(splits.train) + len(splits.val),  # every label the run used: train and validation
+    }
     for name in ("val", "test"):
         predictions_table(preds[name], targets, cfg.regression).to_csv(out_dir / f"predictions_{name}.csv", index=False)
         metrics |= _summary(preds[name], name, cfg.regression)
@@ -397,6 +426,8 @@ def run_finetune(
     calibration = {k: val[k] for k in ("study_key", "scores", "labels", "embeddings")}
     if cfg.regression and cfg.regression[0] == "lvef":
         calibration |= {"lvef_pred": val["reg"][:, 0], "lvef_true": val["reg_true"][:, 0]}
-    bundle = save_bundle(out_dir / "model.pt", model, calibration, _youden_thresholds(val, targets), metrics)
+    model.encoder.info = _trained_info(model.encoder, splits)
+    thresholds = _youden_thresholds(val, targets)
+    bundle = save_bundle(out_dir / "model.pt", model, calibration, thresholds, metrics, recipe=splits.recipe)
     logger.info("finetune done: %s", metrics)
     return FinetuneResult(out_dir=out_dir, bundle=bundle, metrics=metrics, faults=faults)

@@ -24,7 +24,7 @@ def _view(rng, n_slices, ef, thick, size=32, frames=8):
     px = np.zeros((n_slices, frames, size, size), np.uint8)
     for s in range(n_slices):
         for f in range(frames):
-            radius = 9 * (1 - ef / 100 * 0.6 * (1 - math.cos(2 * math.pi * f / frames)) / 2)
+            radius = 12 * (1 - ef / 100 * (1 - math.cos(2 * math.pi * f / frames)) / 2)
             img = 200.0 * (r < radius) + 120.0 * ((r >= radius) & (r < radius + thick))
             px[s, f] = np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
     return ViewData(
@@ -86,7 +86,7 @@ def _cfg(tmp_path, store, encoder, **kw):
 
 def test_finetune_writes_bundle_predictions_and_metrics(tmp_path, toy):
     store, encoder = toy
-    result = run_finetune(_cfg(tmp_path, store, encoder, mode="finetune"))
+    result = run_finetune(_cfg(tmp_path, store, encoder, mode="projection"))
     out = result.out_dir
     for name in ("model.pt", "predictions_val.csv", "predictions_test.csv", "metrics.jsonl", "config.resolved.yaml"):
         assert (out / name).is_file(), name
@@ -121,7 +121,7 @@ def test_transfer_mode_trains_the_encoder_on_clips(tmp_path, toy):
             tmp_path,
             store,
             encoder,
-            mode="transfer",
+            mode="finetune",
             epochs=1,
             cache_features=False,
             augment={},
@@ -168,3 +168,83 @@ def test_shared_feature_cache_gives_the_same_model(tmp_path, toy):
     assert len(cache) >= len(runs[0])  # every test study (and train/val) was encoded once
     pd.testing.assert_frame_equal(runs[0], runs[1])
     pd.testing.assert_frame_equal(runs[0], runs[2])
+
+
+# --- learning: fine-tuning must beat the mean predictor and a shuffled-label control; a mutation must break it ---
+
+
+def _shuffle_targets_within_batch(monkeypatch):
+    """Mutation: every batch's targets are permuted among its studies before the loss (learning is broken)."""
+    import torch
+
+    from cmrclip.train import finetune
+
+    original = finetune.study_loss
+
+    def mutated(out, batch, *args, **kwargs):
+        perm = torch.randperm(len(batch["study_key"]), generator=torch.Generator().manual_seed(len(batch["clip_mask"])))
+        keys = ("targets", "target_mask", "regression", "regression_mask")
+        return original(out, batch | {k: batch[k][perm] for k in keys}, *args, **kwargs)
+
+    monkeypatch.setattr(finetune, "study_loss", mutated)
+
+
+def _learning_run(root, store, name, cache):
+    cfg = FinetuneConfig(
+        store_root=str(store.root), out_dir=str(root / name), encoder_path=str(root / "encoder.pt"), targets=[HCM],
+        include_normal=False, epochs=60, batch_size=8, head={"hidden": 32, "attention_dim": 16}, mode="projection",
+        test_share=0.3, bags={"views": ["4CH", "SAX"], "sax_every": 2}, optim={"lr": 3e-3, "warmup_steps": 5},
+    )  # fmt: skip
+    run_finetune(cfg, feature_cache=cache)
+    return pd.read_csv(root / name / "predictions_test.csv")
+
+
+def _errors(pred, manifest):
+    """LVEF MAE and HCM Brier score of a run, and of the training split's mean (the mean predictor)."""
+    train = manifest[manifest["split"] == "train"]
+    lvef, hcm = pred.dropna(subset=["lvef"]), pred.dropna(subset=[HCM])
+    return {
+        "lvef": (lvef["lvef_pred"] - lvef["lvef"]).abs().mean(),
+        "lvef_mean": (train["lvef"].mean() - lvef["lvef"]).abs().mean(),
+        "hcm": ((hcm[f"{HCM}_score"] - hcm[HCM]) ** 2).mean(),
+        "hcm_mean": ((train[HCM].mean() - hcm[HCM]) ** 2).mean(),
+    }
+
+
+def learned(pred, control, manifest) -> dict[str, bool]:
+    """The learning criterion, per target: error under 70 % of the mean predictor's and of the shuffled control's."""
+    e, c = _errors(pred, manifest), _errors(control, manifest)
+    return {t: bool(e[t] < 0.7 * e[f"{t}_mean"] and e[t] < 0.7 * c[t]) for t in ("lvef", "hcm")}
+
+
+@pytest.fixture(scope="module")
+def learning(tmp_path_factory):
+    """A 40-patient toy store, a frozen random encoder, and the shuffled-label control run (labels permuted)."""
+    import shutil
+
+    from cmrclip.data.store_split import write_split
+
+    root = tmp_path_factory.mktemp("learning")
+    store = make_toy_store(root / "store", n_patients=40)
+    manifest = write_split(store, val=0.15, test=0.3)
+    enc = build_video_encoder("tiny", seed=1, overrides={"input_size": [16, 32, 32], "embed_dim": 32, "proj_dim": 64})
+    save_video_encoder(enc, root / "encoder.pt")
+    control = StudyStore(shutil.copytree(store.root, root / "control"))
+    labels = manifest[["study_key", "lvef", HCM]].copy()
+    rows = np.flatnonzero((manifest["split"] != "test").to_numpy())  # test labels stay true: they score the control
+    labels.loc[rows, ["lvef", HCM]] = labels.loc[np.random.default_rng(0).permutation(rows), ["lvef", HCM]].to_numpy()
+    control.add_labels(labels)
+    cache: dict = {}  # the same frozen encoder and pixels: features computed once for all runs
+    return root, store, manifest, _learning_run(root, control, "control", cache), cache
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutation", [None, _shuffle_targets_within_batch])
+def test_finetuning_learns_lvef_and_an_easy_condition(learning, mutation, monkeypatch):
+    """Beats the mean predictor and the shuffled-label control on LVEF and HCM; shuffled batch targets do not."""
+    root, store, manifest, control, cache = learning
+    if mutation is not None:
+        mutation(monkeypatch)
+    pred = _learning_run(root, store, "mutated" if mutation else "run", cache)
+    expected = mutation is None
+    assert learned(pred, control, manifest) == {"lvef": expected, "hcm": expected}, _errors(pred, manifest)

@@ -5,6 +5,11 @@ and minimises the symmetric InfoNCE over the global batch (gathered across ranks
 ``checkpoint_every`` optimizer steps the full training state goes to ``OUT/checkpoints/last.pt``; ``resume=True``
 continues from it exactly. After each epoch the loss, temperature, learning rate and held-out retrieval recall go to
 ``OUT/metrics.jsonl``. At the end ``OUT/encoder.pt`` and ``OUT/clip.pt`` are written.
+
+Studies come from the store's one patient-level split (:func:`cmrclip.data.store_split.ensure_split`): the
+``train`` split trains, the ``val`` split is the held-out retrieval set, and the ``test`` split is never read. The
+training patients and the input recipe are recorded in both checkpoints' info, so that later jobs can refuse to
+score a patient the weights were trained on.
 """
 
 from __future__ import annotations
@@ -25,16 +30,17 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from cmrclip.config import StrictModel, save_config
+from cmrclip.data.bags import BagConfig
 from cmrclip.data.dataset import PretrainDataset, studies_with_reports
 from cmrclip.data.loader import make_loader
-from cmrclip.data.splits import assign_splits
-from cmrclip.data.transforms import AugmentConfig, RandTemporalJitter, build_clip_transform
+from cmrclip.data.store_split import ensure_split
+from cmrclip.data.transforms import AugmentConfig, RandTemporalJitter
 from cmrclip.errors import ConfigError
 from cmrclip.ingest.store import StudyStore
 from cmrclip.models.clip import ClipModel
 from cmrclip.models.loss import key_ids
-from cmrclip.models.normalize import normalize_unit
 from cmrclip.models.prompts import retrieval_recall
+from cmrclip.models.recipe import InputRecipe, clip_transform, recipe_for
 from cmrclip.models.text import cache_text_features, load_tokenizer, tokenize
 from cmrclip.progress import ProgressFn, null_progress
 from cmrclip.text.sampling import TextSampler, TextSamplerConfig, make_text_sampler
@@ -57,6 +63,8 @@ __all__ = [
     "TrainSection",
     "build_datasets",
     "pretrain",
+    "pretrain_recipe",
+    "split_held_out",
 ]
 
 logger = logging.getLogger(__name__)
@@ -88,7 +96,6 @@ class TrainSection(StrictModel):
     accum_steps: int = 1
     steps: int = 200
     checkpoint_every: int = 50
-    held_out: float = 0.25  # share of patients held out for retrieval metrics (when the manifest has no split)
     eval_batch_size: int = 64
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = True  # autocast on GPU only
@@ -101,6 +108,10 @@ class PretrainConfig(StrictModel):
 
     store_root: str | None = None
     seed: int = 0
+    val_share: float = 0.15
+    """Split shares and seed: used only if the store has no split yet (it is then written once to the store)."""
+    test_share: float = 0.15
+    split_seed: int = 0
     model: ModelSection = ModelSection()
     data: DataSection = DataSection()
     train: TrainSection = TrainSection()
@@ -117,17 +128,10 @@ class PretrainResult:
     clips_per_s: float = float("nan")  # training clips per second over the whole run
 
 
-def split_held_out(studies: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Training and held-out studies, by patient.
-
-    A fully filled ``split`` column is respected (``train`` trains, ``val``/``test`` are held out); otherwise a
-    share of patients is drawn with ``seed``.
-    """
-    if "split" in studies.columns and studies["split"].notna().all():
-        held = studies["split"].astype(str) != "train"
-    else:
-        held = assign_splits(studies, val=share, test=0.0, seed=seed, keep_existing=False) != "train"
-    return studies.loc[~held].reset_index(drop=True), studies.loc[held].reset_index(drop=True)
+def split_held_out(studies: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training (``train`` split) and held-out retrieval (``val`` split) studies; ``test`` studies are left out."""
+    split = studies["split"].astype(str)
+    return studies.loc[split == "train"].reset_index(drop=True), studies.loc[split == "val"].reset_index(drop=True)
 
 
 def _text_samplers(cfg: PretrainConfig) -> tuple[TextSampler | None, TextSampler | None]:
@@ -185,13 +189,12 @@ def build_datasets(cfg: PretrainConfig, clip: ClipModel) -> tuple[PretrainDatase
     """Training and held-out datasets of a config (held-out: by patient, no augmentation, fixed draws)."""
     if not cfg.store_root:
         raise ConfigError("store_root is not set; pass --store STORE or set store_root in the config")
-    studies = _with_allowed_views(studies_with_reports(StudyStore(Path(cfg.store_root)).manifest()), cfg.data.views)
-    train_df, held_df = split_held_out(studies, cfg.train.held_out, cfg.seed)
+    manifest = ensure_split(StudyStore(Path(cfg.store_root)), cfg.val_share, cfg.test_share, cfg.split_seed)
+    train_df, held_df = split_held_out(_with_allowed_views(studies_with_reports(manifest), cfg.data.views))
     if cfg.data.shuffle_reports:
         perm = np.random.default_rng([cfg.seed, 7]).permutation(len(train_df))
         train_df = train_df.assign(report=train_df["report"].to_numpy()[perm])
         logger.warning("data.shuffle_reports: training reports are paired with other studies (control run)")
-    size = tuple(cfg.data.size or clip.video.config.input_size[1:])
     d = cfg.data
     common = {
         "n_frames": d.n_frames,
@@ -202,13 +205,20 @@ def build_datasets(cfg: PretrainConfig, clip: ClipModel) -> tuple[PretrainDatase
     }
     train_text, held_text = _text_samplers(cfg)
     jitter = RandTemporalJitter(d.augment.temporal_jitter_frames, prob=d.augment.temporal_jitter_prob)
-    train_tf = build_clip_transform(size, d.augment, normalize=normalize_unit)
-    held_tf = build_clip_transform(size, None, normalize=normalize_unit)
+    recipe = pretrain_recipe(cfg, clip)
+    train_tf, held_tf = clip_transform(recipe, d.augment), clip_transform(recipe)
     root = Path(cfg.store_root)
     train_ds = PretrainDataset(root, train_df, train_tf, train_text, train=True, temporal_jitter=jitter, **common)
     held_ds = PretrainDataset(root, held_df, held_tf, held_text, train=False, **common)
     logger.info("pretraining on %d studies, %d held out for retrieval", len(train_ds), len(held_ds))
     return train_ds, held_ds
+
+
+def pretrain_recipe(cfg: PretrainConfig, clip: ClipModel) -> InputRecipe:
+    """The input recipe of a pretraining run: the video preset's, at ``data.size``, from ``data.views``."""
+    views = tuple(cfg.data.views) if cfg.data.views else BagConfig().views
+    bags = BagConfig(views=views, sax_drop_extremes=cfg.data.drop_sax_ends, sax_every=1)
+    return recipe_for(clip.video, bags, tuple(cfg.data.size) if cfg.data.size else None)
 
 
 def _standardise_text_features(clip: ClipModel, cfg: PretrainConfig, train_ds: PretrainDataset) -> None:
@@ -372,7 +382,14 @@ def _save_outputs(run: _Run, metrics: dict[str, Any]) -> None:
 
     clip = run.clip
     scores = {k: float(v) for k, v in metrics.items() if "r@" in k}
-    info = CheckpointInfo(preset=clip.video.config.name, metrics=scores, notes=["cmrclip pretrain"])
+    info = CheckpointInfo(
+        preset=clip.video.config.name,
+        metrics=scores,
+        notes=["cmrclip pretrain"],
+        train_patients=sorted(set(run.train_ds.patients)),
+        recipe=pretrain_recipe(run.cfg, clip).model_dump(mode="json"),
+    )
+    clip.video.info = info
     save_video_encoder(clip.video, run.out_dir / "encoder.pt", info)
     body = {
         "format": CLIP_FORMAT,  # read back by cmrclip.models.prompts.load_clip_model

@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from cmrclip.config import load_config
+from cmrclip.data.store_split import split_patients
 from cmrclip.errors import CheckpointError, ConfigError
+from cmrclip.ingest.store import StudyStore
 from cmrclip.models.convert import load_video_encoder
 from cmrclip.models.prompts import load_clip_model
 from cmrclip.models.text import minilm_dir
@@ -55,11 +57,11 @@ def test_pretrain_writes_outputs_and_loss_decreases(toy_store, tmp_path):
     for name in ("encoder.pt", "clip.pt", "config.resolved.yaml", "checkpoints/last.pt", "metrics.jsonl"):
         assert (out / name).is_file(), name
     recs = _records(out)
-    assert [r["epoch"] for r in recs] == [0, 1, 2, 3]  # 18 training studies / 6 = 3 steps per epoch
+    assert [r["epoch"] for r in recs] == list(range(6))  # 16 training studies (8 patients) / 6 = 2 steps per epoch
     assert recs[-1]["loss"] < recs[0]["loss"]
     for key in ("temperature", "lr", "video_to_text_r@1", "text_to_video_r@5", "video_to_text_r@10"):
         assert key in recs[-1]
-    assert recs[-1]["n_candidates"] == 6
+    assert recs[-1]["n_candidates"] == 4  # the val split's studies
     enc = torch.load(out / "encoder.pt", weights_only=False)
     assert enc["format"] == "cmrclip-video-encoder/1" and enc["embed_dim"] == 32
     model, _ = load_clip_model(out / "clip.pt")
@@ -69,6 +71,10 @@ def test_pretrain_writes_outputs_and_loss_decreases(toy_store, tmp_path):
         assert torch.allclose(model.encode_video(x), encoder(x), atol=1e-6)
     assert float(1 / model.scale().detach()) == pytest.approx(recs[-1]["temperature"], rel=1e-5)
     assert encoder.info.metrics["video_to_text_r@5"] == recs[-1]["video_to_text_r@5"]
+    manifest = StudyStore(toy_store).manifest()
+    assert encoder.info.train_patients == split_patients(manifest, "train")  # recorded for the leakage check
+    assert model.video.info.train_patients == encoder.info.train_patients
+    assert encoder.info.recipe["bags"]["views"] == ["SAX"] and encoder.info.recipe["frames"] == 8
 
 
 @pytest.mark.slow
@@ -99,17 +105,16 @@ def test_resume_without_checkpoint_and_bad_config(toy_store, tmp_path):
         pretrain(tiny_cfg(toy_store, "train.batch_size=64"), tmp_path / "y")
 
 
-def test_held_out_split_by_patient(toy_store):
+def test_held_out_is_the_stores_val_split_and_test_is_never_read(toy_store):
     from cmrclip.data.dataset import studies_with_reports
+    from cmrclip.data.store_split import ensure_split
     from cmrclip.ingest.store import StudyStore
 
-    studies = studies_with_reports(StudyStore(toy_store).manifest())
-    train, held = split_held_out(studies, 0.25, seed=0)
-    assert len(train) + len(held) == 24 and len(held) > 0
+    studies = studies_with_reports(ensure_split(StudyStore(toy_store)))
+    train, held = split_held_out(studies)
+    assert set(train["split"]) == {"train"} and set(held["split"]) == {"val"}
+    assert len(train) + len(held) + (studies["split"] == "test").sum() == 24 and len(held) > 0
     assert not set(train["patient_key"]) & set(held["patient_key"])
-    fixed = studies.assign(split=["test" if i < 4 else "train" for i in range(24)])
-    train, held = split_held_out(fixed, 0.25, seed=0)
-    assert len(held) == 4
 
 
 @pytest.mark.slow
@@ -183,11 +188,11 @@ def test_torchrun_two_gloo_processes_match_one_process(toy_store, tmp_path, accu
 
 @pytest.mark.slow
 def test_pretrain_with_several_clips_per_study(toy_store, tmp_path):
-    cfg = tiny_cfg(toy_store, "train.steps=3", "data.clips_per_study=2", "data.views=null")
+    cfg = tiny_cfg(toy_store, "train.steps=2", "data.clips_per_study=2", "data.views=null")  # one epoch
     result = pretrain(cfg, tmp_path / "run")
-    assert result.steps == 3
+    assert result.steps == 2
     record = _records(tmp_path / "run")[-1]
-    assert record["n_candidates"] == 6 and 0.0 <= record["video_to_text_r@5"] <= 1.0
+    assert record["n_candidates"] == 4 and 0.0 <= record["video_to_text_r@5"] <= 1.0
     assert record["clips_per_s"] > 0
 
 
@@ -220,7 +225,7 @@ def test_accumulation_steps_once_per_group_with_the_summed_gradient(toy_store, t
     monkeypatch.setattr(module, "_optimizer_step", spy)
     result = pretrain(cfg, tmp_path / "run")
     assert result.steps == 3 and len(seen) == 3
-    assert [r["epoch"] for r in _records(tmp_path / "run")] == [0]  # 18 studies / 3 = 6 micro-batches = 3 steps
+    assert [r["epoch"] for r in _records(tmp_path / "run")] == [0, 1]  # 16 studies / 3: 2 steps per epoch
 
     torch.manual_seed(cfg.seed * 1000)  # as pretrain() seeds before building
     run = module._build(cfg, tmp_path / "manual", init_distributed("cpu"))
@@ -237,3 +242,118 @@ def test_accumulation_steps_once_per_group_with_the_summed_gradient(toy_store, t
     assert set(expected) == set(seen[0])
     for name, grad in expected.items():
         torch.testing.assert_close(seen[0][name], grad, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_a_test_patient_in_pretraining_stops_finetune_and_zeroshot(toy_store, tmp_path):
+    """A store whose split was changed after pretraining (a pretraining patient now in test) is refused, by name."""
+    import shutil
+
+    from cmrclip.errors import LeakageError
+    from cmrclip.train.finetune import FinetuneConfig, run_finetune
+    from cmrclip.train.zeroshot import ZeroshotConfig, run_zeroshot
+
+    store = StudyStore.create(shutil.copytree(toy_store, tmp_path / "store"))
+    pretrain(tiny_cfg(store.root, "train.steps=2"), tmp_path / "pre")
+    manifest = store.manifest()
+    moved = split_patients(manifest, "train")[0]
+    store.set_split(dict.fromkeys(manifest.loc[manifest["patient_key"] == moved, "study_key"], "test"))
+    finetune = FinetuneConfig(
+        store_root=str(store.root), out_dir=str(tmp_path / "ft"), encoder_path=str(tmp_path / "pre" / "encoder.pt")
+    )
+    with pytest.raises(LeakageError, match=f"1 test patient\\(s\\) .*encoder.pt: {moved}"):
+        run_finetune(finetune)
+    zeroshot = ZeroshotConfig(store_root=str(store.root), clip_path=str(tmp_path / "pre" / "clip.pt"))
+    with pytest.raises(LeakageError, match=moved):
+        run_zeroshot(zeroshot)
+
+
+# --- learning: held-out recall must beat a shuffled-report control; shuffling texts within batches must break it ---
+
+
+def _shuffle_texts_within_batch(monkeypatch):
+    """Mutation: every pretraining batch pairs its clips with a permutation of its texts (learning is broken)."""
+    import numpy as np
+
+    from cmrclip.train import pretrain as module
+
+    original = module._micro_step
+
+    def mutated(run, batch, sync=True):
+        perm = np.random.default_rng(run.state.step).permutation(len(batch["text"]))
+        return original(run, batch | {"text": [batch["text"][i] for i in perm]}, sync)
+
+    monkeypatch.setattr(module, "_micro_step", mutated)
+
+
+def _recall_score(metrics) -> float:
+    """Mean held-out recall@1 and @5, both directions."""
+    keys = ("video_to_text_r@1", "text_to_video_r@1", "video_to_text_r@5", "text_to_video_r@5")
+    return sum(metrics[k] for k in keys) / len(keys)
+
+
+LVD = "Left.Ventricular.Dilation"
+PROMPTS = {  # the toy reports' own wording: the condition the toy data makes easy
+    "conditions": {
+        LVD: {
+            "positive": ["The left ventricle is dilated.", "The left ventricle is severely dilated."],
+            "negative": ["The left ventricle is small.", "The left ventricle is normal."],
+        }
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def recall_store(tmp_path_factory):
+    """48 one-study patients whose reports name a disc size the cine shows (4 sizes; sizes 2-3 are left-ventricular
+    dilation), 12 held out for retrieval and 12 for testing; and the shuffled-report control's recall score."""
+    import numpy as np
+    import pandas as pd
+    import yaml
+
+    from cmrclip.config import packaged_yaml
+    from cmrclip.conftest import _toy_study
+    from cmrclip.data.store_split import write_split
+
+    root = tmp_path_factory.mktemp("recall")
+    store, rng = StudyStore.create(root / "store"), np.random.default_rng(0)
+    for i in range(48):
+        record, report = _toy_study(f"{i:016x}", f"p{i:015x}", i % 4, rng)
+        store.write_study(record, report=report)
+    store.add_labels(
+        pd.DataFrame({"study_key": [f"{i:016x}" for i in range(48)], LVD: [float(i % 4 >= 2) for i in range(48)]})
+    )
+    write_split(store, val=0.25, test=0.25)
+    (root / "prompts.yaml").write_text(yaml.safe_dump(packaged_yaml("prompts.yaml") | PROMPTS))
+    control = pretrain(_recall_cfg(store.root, "data.shuffle_reports=true"), root / "control")
+    return store.root, _recall_score(control.metrics), root / "prompts.yaml"
+
+
+def _recall_cfg(store, *extra):
+    return tiny_cfg(store, "train.steps=30", "train.checkpoint_every=1000", *extra)
+
+
+def _zero_shot_auroc(store, clip_path, prompts, out):
+    """Test-split AUROC of zero-shot left-ventricular dilation: the CLIP model's and the random video tower's."""
+    from sklearn.metrics import roc_auc_score
+
+    from cmrclip.train.zeroshot import ZeroshotConfig, run_zeroshot
+
+    cfg = ZeroshotConfig(store_root=str(store), clip_path=str(clip_path), prompts_file=str(prompts), out_dir=str(out))
+    result = run_zeroshot(cfg)
+    return [roc_auc_score(t[LVD], t[f"{LVD}_score"]) for t in (result.predictions, result.random_predictions)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutation", [None, _shuffle_texts_within_batch])
+def test_pretraining_learns_retrieval_and_zero_shot(recall_store, mutation, monkeypatch, tmp_path):
+    """Held-out recall beats the shuffled-report control, and zero-shot beats the random tower on the test split;
+    with the texts shuffled within every batch neither holds."""
+    store, control, prompts = recall_store
+    if mutation is not None:
+        mutation(monkeypatch)
+    score = _recall_score(pretrain(_recall_cfg(store), tmp_path / "run").metrics)
+    trained, random = _zero_shot_auroc(store, tmp_path / "run" / "clip.pt", prompts, tmp_path / "zs")
+    learned = mutation is None
+    assert (score > control + 0.15) == learned, (score, control)
+    assert (trained >= 0.8 and trained > random + 0.2) == learned, (trained, random)

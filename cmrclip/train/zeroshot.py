@@ -1,7 +1,8 @@
 """The zero-shot job (``cmrclip zeroshot``): score a store's studies with the prompt classifiers, and retrieval.
 
 Conditions and LVEF come from ``cmrclip.models.prompts``; every number is also computed with a seeded random video
-tower of the same architecture, so each can be read beside chance.
+tower of the same architecture, so each can be read beside chance. Studies come from the store's one split (the
+``test`` split by default); the job refuses a CLIP model that was pretrained on one of the store's test patients.
 """
 
 from __future__ import annotations
@@ -19,11 +20,9 @@ import torch.nn.functional as F
 from cmrclip.conditions import condition_keys
 from cmrclip.config import StrictModel
 from cmrclip.data.bags import BagConfig, StudyBagDataset
-from cmrclip.data.splits import assign_splits
-from cmrclip.data.transforms import build_clip_transform
+from cmrclip.data.store_split import check_no_test_leak, ensure_split
 from cmrclip.ingest.store import StudyStore
 from cmrclip.models.heads import study_embedding
-from cmrclip.models.normalize import normalize
 from cmrclip.models.prompts import (
     clip_text_fn,
     condition_scores,
@@ -32,6 +31,7 @@ from cmrclip.models.prompts import (
     lvef_estimates,
     retrieval_recall,
 )
+from cmrclip.models.recipe import clip_transform, recipe_for
 from cmrclip.models.registry import build_video_encoder
 from cmrclip.progress import ProgressFn, null_progress
 
@@ -47,9 +47,11 @@ class ZeroshotConfig(StrictModel):
     clip_path: str = "runs/pretrain/clip.pt"
     out_dir: str = "runs/zeroshot"
     prompts_file: str | None = None
-    split: Literal["all", "train", "val", "test"] = "all"
-    """Zero-shot uses no labels, so every study can be scored; ``test`` matches fine-tuning's test split."""
+    split: Literal["all", "train", "val", "test"] = "test"
+    """The store split to score: ``test`` (default), the studies no model upstream saw; the others include
+    studies whose reports (the source of the labels) pretraining read."""
     val_share: float = 0.15
+    """Split shares and seed: used only if the store has no split yet (it is then written once to the store)."""
     test_share: float = 0.15
     split_seed: int = 0
     bags: BagConfig = BagConfig()
@@ -68,12 +70,14 @@ class ZeroshotResult:
     n_reports: int
 
 
-def _rows(cfg: ZeroshotConfig, store: StudyStore) -> pd.DataFrame:
-    manifest = store.manifest()
+def _rows(cfg: ZeroshotConfig, store: StudyStore, clip: Any) -> pd.DataFrame:
+    """The studies to score, after checking that no test patient trained the CLIP model."""
+    manifest = ensure_split(store, cfg.val_share, cfg.test_share, cfg.split_seed)
+    check_no_test_leak(clip.video.info.train_patients, manifest, f"the CLIP model {cfg.clip_path}")
     if cfg.split == "all":
+        logger.warning("zero-shot on every split: train/val scores include reports pretraining read")
         return manifest
-    split = assign_splits(manifest, cfg.val_share, cfg.test_share, seed=cfg.split_seed)
-    return manifest[split == cfg.split]
+    return manifest[manifest["split"] == cfg.split]
 
 
 @torch.no_grad()
@@ -113,12 +117,10 @@ def run_zeroshot(cfg: ZeroshotConfig, progress: ProgressFn = null_progress) -> Z
     clip, tokenizer = load_clip_model(Path(cfg.clip_path))
     prompts = load_prompts(Path(cfg.prompts_file) if cfg.prompts_file else None)
     store = StudyStore(Path(cfg.store_root))
-    size = tuple(clip.video.config.input_size[1:])
-    kind = clip.video.config.normalization
-    norm = (lambda x: normalize(x * 255.0, "legacy")) if kind == "legacy" else (lambda x: normalize(x, kind))
-    bags = cfg.bags.model_copy(update={"frames": int(clip.video.config.input_size[0])})
+    recipe = recipe_for(clip.video, cfg.bags)
     keys = condition_keys()
-    ds = StudyBagDataset(store, _rows(cfg, store), keys, ["lvef"], bags, build_clip_transform(size, None, norm))
+    rows = _rows(cfg, store, clip)
+    ds = StudyBagDataset(store, rows, keys, ["lvef"], recipe.bags, clip_transform(recipe))
     reports = store.manifest().set_index("study_key")["report"].reindex(ds.study_keys)
     with_report = torch.tensor(reports.notna().to_numpy(), dtype=torch.bool)
     text_fn = clip_text_fn(clip, tokenizer)
