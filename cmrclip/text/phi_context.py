@@ -96,6 +96,10 @@ _HEADER_RE = re.compile(
 _ROLE_AFTER_RE = re.compile(
     rf"(?P<v>(?:{_TOKEN}[ \t]+){{0,3}}{_TOKEN})[ \t]*\((?i:{_ROLE}|radiographer|nurse|np|pa|rn|gp|scribe)\)"
 )
+_AGE_AFTER_RE = re.compile(
+    rf"(?P<v>{_TOKEN}(?:[ \t]+{_TOKEN}){{1,2}})(?:,[ \t]*|[ \t]+(?:is|was)[ \t]+)an?[ \t]+"
+    r"\d{1,3}[- ]?(?:year|yr|y/?o)"
+)
 _LINE_END_RE = re.compile(rf"(?:^|;)[ \t]*(?P<v>(?:{_TOKEN}[ \t]+){{0,3}}{_TOKEN})[ \t]*$", re.MULTILINE)
 _SIGNOFF_RE = re.compile(r"(?:yours\s+(?:sincerely|faithfully)|kind\s+regards|regards),?\s*\n+(?P<v>[^\n]+)", _I)
 _INST_AFTER_RE = re.compile(rf"(?P<v>(?:{_TOKEN}[ \t]+){{1,4}})(?i:{_INST_AFTER})\b")
@@ -222,7 +226,16 @@ def _name_spans(text: str, vocabulary: frozenset[str]) -> Iterator[tuple[int, in
             end, words = _name_run(text, begin, vocabulary, 3 if regex is _TITLE_RE else 4)
             if words:
                 yield (start, end, words)
-    for regex in (_INITIALS_RE, _DEGREE_RE, _SIGNATURE_RE, _SIGNOFF_RE, _HEADER_RE, _LINE_END_RE, _ROLE_AFTER_RE):
+    for regex in (
+        _INITIALS_RE,
+        _DEGREE_RE,
+        _SIGNATURE_RE,
+        _SIGNOFF_RE,
+        _HEADER_RE,
+        _LINE_END_RE,
+        _ROLE_AFTER_RE,
+        _AGE_AFTER_RE,
+    ):
         for match in regex.finditer(text):
             start = match.start("v")
             title = _TITLE_RE.match(text, start)

@@ -55,7 +55,8 @@ def test_clinical_words_are_not_names_or_places(kept):
 @pytest.mark.parametrize(
     ("text", "gone"),
     [("Ordering Provider: Jane Roe, NP", ["Jane", "Roe"]), ("Performed by: J. Smith (radiographer).", ["Smith"]),
-     ("Scan performed on 3/4/21 by Sarah (radiographer).", ["Sarah"]), ("Previously seen at MGH.", ["MGH"])],
+     ("Scan performed on 3/4/21 by Sarah (radiographer).", ["Sarah"]), ("Previously seen at MGH.", ["MGH"]),
+     ("John Okafor is a 54-year-old man with chest pain. Okafor's ECG was abnormal.", ["John", "Okafor"])],
 )  # fmt: skip
 def test_more_house_styles(text, gone):
     out = deidentify(text).text

@@ -27,7 +27,9 @@ _DATES = (
     r"\b(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\b",
     rf"\b(?:the\s+)?{_DAY}(?:\s+of)?[\s-]+{MONTH}\b\.?(?:,?[\s-]+(?:{_YEAR}|'\d{{2}})\b)?",
     rf"\b{MONTH}\.?\s+{_DAY}\b(?:,?\s+{_YEAR}\b)?(?!\s*(?:%|mm|ml|cm|g\b))",
-    rf"\b{MONTH}\.?,?\s+{_YEAR}\b",
+    rf"\b{MONTH}\.?,?[\s/-]+{_YEAR}\b",
+    r"(?-i:\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sept?|Oct|Nov|Dec|JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEPT?|OCT|NOV|DEC)"
+    r"(?:[-/]'?|\s')\d{2}\b)",
 )
 _STREET_WORD = (
     r"(?:street|st|road|rd|avenue|ave|lane|ln|drive|dr|way|close|crescent|cres|grove|gardens|mews|terrace|tce|place|"
@@ -93,6 +95,15 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"NSW|VIC|QLD|SA|TAS|NT|ACT)[ \t]+\d{4,5}(?:-\d{4})?\b",
         ),
         ("address", rf"\b\d{{4}}[ \t]?(?-i:[A-Z]{{2}})[ \t]+{_CAP}"),
+        (
+            "address",
+            rf"\b(?:{_CAP},?[ \t]+(?-i:ON|QC|BC|AB|MB|SK|NS|NB|NL|PE)[ \t]+)?(?-i:[A-Z]\d[A-Z][ \t]?\d[A-Z]\d)\b",
+        ),
+        (
+            "institution",
+            r"\b(?:hospital|institution|facility|practice|trust|organi[sz]ation|referring\s+(?:hospital|centre|center|"
+            r"site|institution))[ \t]*:[ \t]*(?P<v>[^\n;|]{2,80})",
+        ),
         ("address", rf"\b\d{{5}}[ \t]+{_CAP}"),
         ("mrn", rf"\b(?:{_ID_LABEL})\b\.?[ \t]*[:#]?[ \t]*(?:no\.?[ \t]*|number[ \t]*)?[:#]?[ \t]*(?P<v>{_ID_VALUE})"),
         ("phone", rf"\b(?:{_PHONE_LABEL})\b\.?[ \t]*(?:no\.?)?[ \t]*[:#]?[ \t]*(?P<v>\+?[\d(][\d \t().-]{{2,18}}\d)"),

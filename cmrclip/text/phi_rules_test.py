@@ -13,7 +13,8 @@ def kinds(text: str) -> set[str]:
 @pytest.mark.parametrize(
     "date",
     ["03/14/2021", "14.03.2021", "2021-03-14", "1/2/98", "14 March 2021", "March 14th, 2021", "8-Jan-2022",
-     "the 3rd of May 2021", "the 3rd of May", "3rd May", "December 5th", "Sept 2020", "05/2021", "20210314"],
+     "the 3rd of May 2021", "the 3rd of May", "3rd May", "December 5th", "Sept 2020", "05/2021", "20210314",
+     "Jan-2021", "Mar-21", "2021.03.14"],
 )  # fmt: skip
 def test_dates_and_partial_dates(date):
     result = deidentify(f"Previous scan on {date} was normal.")
@@ -59,7 +60,7 @@ def test_record_numbers_with_letters_and_separators(text, kind):
     "address",
     ["27 Kingsley Gardens, Leeds LS6 2QR", "14 Banksia Crescent, Parramatta NSW 2150", "Hauptstraße 112, 10115 Berlin",
      "4410 Ridgeview Terrace, Apt 6B, Tucson, AZ 85719", "Keizersgracht 421, 1016 GC Amsterdam",
-     "31 Rue des Lilas, 69003 Lyon"],
+     "31 Rue des Lilas, 69003 Lyon", "1 Main St, Ottawa ON K1A 0B1"],
 )  # fmt: skip
 def test_addresses_and_postcodes(address):
     out = deidentify(f"Home: {address}.").text
@@ -93,3 +94,8 @@ def test_unlabelled_national_numbers_need_libphonenumber(phone, monkeypatch):
     assert deidentify(f"Please call {phone} tomorrow.").text == "Please call [PHONE] tomorrow."
     monkeypatch.setattr("cmrclip.text.deid._phone_spans", lambda text, taken: iter(()))
     assert any(ch.isdigit() for ch in deidentify(f"Please call {phone} tomorrow.").text)
+
+
+def test_labelled_institution_fields():
+    out = deidentify("Hospital: Wexford General\nFacility: Kingsbridge Medical\nLGE site: inferior wall").text
+    assert out == "Hospital: [INSTITUTION]\nFacility: [INSTITUTION]\nLGE site: inferior wall"
