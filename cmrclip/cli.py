@@ -418,6 +418,10 @@ ModelOpt = Annotated[Path, typer.Option("--model", "-m", help="Study model bundl
 SaltOpt = Annotated[
     str | None, typer.Option(envvar="CMRCLIP_SALT", help="Salt for the keys of new studies (random by default).")
 ]
+SegModelOpt = Annotated[
+    Path | None,
+    typer.Option("--seg-model", help="Segmentation model (cmrclip train-seg): adds volumes and an LVEF cross-check."),
+]
 
 
 @job()
@@ -426,13 +430,14 @@ def predict(
     model: ModelOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Predictions JSONL.")] = Path("predictions.jsonl"),
     salt: SaltOpt = None,
+    seg_model: SegModelOpt = None,
 ) -> None:
     """LVEF with a conformal interval, calibrated condition probabilities and warnings, one JSON line per study."""
     import json
 
     from cmrclip.serve.predict import PredictionFault, load_model
 
-    loaded = load_model(model, salt=salt)
+    loaded = load_model(model, salt=salt, segmenter=seg_model)
     out.parent.mkdir(parents=True, exist_ok=True)
     n_ok = n_bad = 0
     with progress_bar() as progress, out.open("w", encoding="utf-8") as handle:
@@ -470,6 +475,7 @@ def serve(
         str | None, typer.Option(envvar="CMRCLIP_TOKEN", help="Require this bearer token on /v1/predict.")
     ] = None,
     max_upload_mb: Annotated[int, typer.Option(help="Largest upload accepted, in MiB.")] = 512,
+    seg_model: SegModelOpt = None,
 ) -> None:
     """Web service and viewer: POST /v1/predict, GET /health, the viewer at /, API docs at /docs."""
     import uvicorn
@@ -477,7 +483,8 @@ def serve(
     from cmrclip.serve.api import create_app
     from cmrclip.serve.uploads import UploadLimits
 
-    app = create_app(model, token=token, limits=UploadLimits(max_upload_bytes=max_upload_mb * 1024 * 1024))
+    limits = UploadLimits(max_upload_bytes=max_upload_mb * 1024 * 1024)
+    app = create_app(model, token=token, limits=limits, segmenter_path=seg_model)
     done(f"serving http://{host}:{port}/ (Ctrl-C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 

@@ -3,6 +3,8 @@
 A prediction holds LVEF with a split-conformal interval, each condition's calibrated probability and a yes/no at the
 bundle's threshold, the views and clips used (with each clip's MIL weight), and warnings: missing views, unusual
 geometry, and input unlike the training studies (embedding distance to the bundle's reference embeddings).
+With a segmenter (``load_model(..., segmenter=SEG.pt)``) it also holds the volumetric LVEF, EDV, ESV, SV and LV mass
+from contours (:mod:`cmrclip.serve.volumes`), and warns when the two LVEFs disagree.
 Calibration (Platt scaling per condition) and the conformal interval are fitted at load time from the bundle's
 ``calibration`` block, by the functions of :mod:`cmrclip.evaluate`.
 """
@@ -13,7 +15,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,6 +28,10 @@ from cmrclip.models.text import tokenize
 from cmrclip.progress import ProgressFn, null_progress
 from cmrclip.serve.bundle_io import ModelParts, read_parts
 from cmrclip.serve.inputs import Study, load_study, open_source, study_files
+from cmrclip.serve.volumes import LVEF_MARGIN_POINTS, volumes_block
+
+if TYPE_CHECKING:
+    from cmrclip.segment import Segmenter
 
 __all__ = [
     "ConditionPrediction",
@@ -77,6 +83,7 @@ class StudyPrediction:
     clips: list[dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
     ood_distance: float | None = None
+    volumes: dict[str, Any] | None = None
 
     @property
     def n_clips(self) -> int:
@@ -95,6 +102,7 @@ class StudyPrediction:
             "clips": self.clips,
             "warnings": self.warnings,
             "ood_distance": self.ood_distance,
+            "volumes": self.volumes,
         }
 
     def to_row(self) -> dict[str, Any]:
@@ -102,6 +110,8 @@ class StudyPrediction:
         row: dict[str, Any] = {"study_key": self.study_key}
         if self.lvef is not None:
             row |= {"lvef_pred": self.lvef.value, "lvef_lower": self.lvef.lower, "lvef_upper": self.lvef.upper}
+        if self.volumes is not None:
+            row["lvef_volumetric"] = self.volumes["lvef"]
         row |= {f"{c.key}_score": c.probability for c in self.conditions}
         return row
 
@@ -120,9 +130,16 @@ class Model:
     Build it with :func:`load_model`.
     """
 
-    def __init__(self, parts: ModelParts, salt: str | None = None) -> None:
+    def __init__(
+        self,
+        parts: ModelParts,
+        salt: str | None = None,
+        segmenter: Segmenter | None = None,
+        lvef_margin: float = LVEF_MARGIN_POINTS,
+    ) -> None:
         self.parts = parts
         self.salt = salt
+        self.segmenter, self.lvef_margin = segmenter, lvef_margin
         self.network = parts.network.eval()
         self.device = next(self.network.parameters()).device
         names = {c.key: c.name for c in load_conditions()}
@@ -134,7 +151,18 @@ class Model:
         if isinstance(source, Study):
             return source
         with open_source(source, work_dir, self.salt) as study_file:
-            return load_study(study_file, self.parts.input_size, self.parts.normalization, self.parts.max_clips)
+            return self._read(study_file)
+
+    def _read(self, study_file: StudyFile) -> Study:
+        study = load_study(study_file, self.parts.input_size, self.parts.normalization, self.parts.max_clips)
+        if self.segmenter is not None:
+            from cmrclip.segment import segment_study
+
+            try:
+                study.segmentation = segment_study(self.segmenter, study_file)
+            except DataError as exc:
+                study.warnings.append(f"no volumes: {exc}")
+        return study
 
     @torch.no_grad()
     def _forward(self, study: Study) -> Any:
@@ -169,7 +197,11 @@ class Model:
         embedding = _study_embedding(out)
         distance, ood_warning = self.parts.ood_check(embedding)
         warnings = study.warnings + ([ood_warning] if ood_warning else [])
-        return StudyPrediction(study.study_key, lvef, conditions, study.views, clips, warnings, distance)
+        volumes = None
+        if study.segmentation is not None:
+            volumes, more = volumes_block(study.segmentation, lvef.value if lvef else None, self.lvef_margin)
+            warnings += more
+        return StudyPrediction(study.study_key, lvef, conditions, study.views, clips, warnings, distance, volumes)
 
     def embed(self, study: StudyLike) -> np.ndarray:
         """The study's embedding: its clip embeddings weighted by MIL attention, L2-normalised; shape (E,)."""
@@ -228,7 +260,7 @@ class Model:
     def _predict_file(self, path: Path) -> StudyPrediction | PredictionFault:
         try:
             with StudyFile(path) as study_file:
-                study = load_study(study_file, self.parts.input_size, self.parts.normalization, self.parts.max_clips)
+                study = self._read(study_file)
             return self.predict(study)
         except CmrclipError as exc:
             return PredictionFault(path.stem, str(exc))
@@ -240,7 +272,13 @@ def _study_embedding(out: Any) -> np.ndarray:
 
 
 def load_model(
-    path: Path | str, *, device: str = "cpu", clip_path: Path | str | None = None, salt: str | None = None
+    path: Path | str,
+    *,
+    device: str = "cpu",
+    clip_path: Path | str | None = None,
+    salt: str | None = None,
+    segmenter: Segmenter | Path | str | None = None,
+    lvef_margin: float = LVEF_MARGIN_POINTS,
 ) -> Model:
     """Load a study-model bundle (``OUT/model.pt`` written by fine-tuning) for prediction.
 
@@ -250,9 +288,17 @@ def load_model(
         clip_path: optional CLIP checkpoint (``OUT/clip.pt``) for :meth:`Model.zeroshot`.
         salt: salt of the study keys given to newly ingested studies (use the store's salt to match its keys;
             a random one by default).
+        segmenter: a segmentation model (``cmrclip train-seg``'s file, or loaded): predictions then hold the
+            volumetric LVEF and volumes, and a warning when the two LVEFs disagree by more than ``lvef_margin``.
+        lvef_margin: percentage points (:data:`cmrclip.serve.volumes.LVEF_MARGIN_POINTS`).
 
     Raises:
-        CheckpointError: if the file is missing, is not a study-model bundle, or its weights do not fit.
+        CheckpointError: if a file is missing, is not a study-model bundle (or segmenter), or its weights do not fit.
     """
     clip = None if clip_path is None else Path(clip_path)
-    return Model(read_parts(Path(path), device=device, clip_path=clip), salt=salt)
+    if isinstance(segmenter, Path | str):
+        from cmrclip.segment import load_segmenter
+
+        segmenter = load_segmenter(segmenter)
+    parts = read_parts(Path(path), device=device, clip_path=clip)
+    return Model(parts, salt=salt, segmenter=segmenter, lvef_margin=lvef_margin)
