@@ -44,7 +44,7 @@ class SegModelConfig(StrictModel):
     context_slices: int = 1
     spacing_mm: float = 1.5
     roi_px: int = 128
-    tta_flips: bool = True
+    tta_flips: bool = False
 
     @property
     def in_channels(self) -> int:
