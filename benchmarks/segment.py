@@ -31,7 +31,7 @@ from monai.metrics import compute_dice
 from monai.networks.utils import one_hot
 
 from cmrclip.config import load_config
-from cmrclip.segment import SaxStack, Segmenter, segment_study
+from cmrclip.segment import SaxStack, Segmenter, save_segmenter, segment_study
 from cmrclip.segment.data import LabelledStack, load_acdc_pack, load_mnms2_sax
 from cmrclip.segment.train import TrainSegConfig, train_segmenter, training_stacks
 from cmrclip.serve.inputs import open_source
@@ -145,6 +145,7 @@ def run(args: argparse.Namespace) -> dict:
         test_sets = [(k, test, [s.subject for s in test]) for k, test, _ in test_sets]
     for k, test, exclude in test_sets:
         seg = _train(args, exclude)
+        save_segmenter(seg, args.out / f"segmenter_fold{k}.pt")  # local only: ACDC-derived, never committed
         models.append(seg.info)
         folds.append(k)
         for stack in test:
