@@ -6,8 +6,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from cmrclip.conftest import _toy_study
 from cmrclip.errors import DataError
-from cmrclip.ingest.store import StudyRecord, StudyStore, ViewData
+from cmrclip.ingest.store import StudyStore
 from cmrclip.segment import SaxStack, Segmenter, build_unet, sax_stack, segment_study
 from cmrclip.segment.model import SegModelConfig
 from cmrclip.segment.outputs import mask_affine, write_outputs
@@ -20,18 +21,8 @@ def tiny() -> Segmenter:
     return Segmenter(build_unet(TINY), TINY)
 
 
-def _view(n_slices: int, size: int = 40) -> ViewData:
-    rng = np.random.default_rng(0)
-    return ViewData(
-        pixels=rng.integers(0, 255, (n_slices, 4, size, size), dtype=np.uint8),
-        trigger_times_ms=np.tile(np.arange(4) * 50.0, (n_slices, 1)),
-        positions_mm=np.stack([np.zeros(n_slices), np.zeros(n_slices), np.arange(n_slices) * 8.0], 1),
-        pixel_spacing_mm=(1.5, 1.5),
-        slice_thickness_mm=8.0,
-        orientation=(1, 0, 0, 0, 1, 0),
-        window=(0.0, 255.0),
-        view_source="given",
-    )
+def _pixels(n_slices: int) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 255, (n_slices, 4, 40, 40), dtype=np.uint8)
 
 
 @pytest.mark.slow
@@ -61,21 +52,23 @@ def test_segment_real_sunnybrook_study_shape_and_geometry(shared_data, tiny, tmp
 
 
 def test_study_without_sax_is_a_clear_error(tiny, tmp_path):
+    record, _ = _toy_study("k1", "p1", 1, np.random.default_rng(0))
+    del record.views["SAX"]
     store = StudyStore.create(tmp_path / "store")
-    store.write_study(StudyRecord("k1", "p1", "toy", {"4CH": _view(1)}))
+    store.write_study(record)
     with store.open("k1") as study, pytest.raises(DataError, match="no SAX view"):
         segment_study(tiny, study)
 
 
 def test_one_slice_gives_masks_but_no_volume(tiny):
-    result = segment_study(tiny, SaxStack(_view(1).pixels, (1.5, 1.5), np.zeros((1, 3))))
+    result = segment_study(tiny, SaxStack(_pixels(1), (1.5, 1.5), np.zeros((1, 3))))
     assert result.masks.shape == (1, 4, 40, 40)
     assert result.volumes.lvef is None and result.volumes.edv_ml is None
     assert any("single SAX slice" in w for w in result.volumes.warnings)
 
 
 def test_missing_spacing_is_warned_and_never_made_up(tiny):
-    result = segment_study(tiny, SaxStack(_view(3).pixels, None, None))
+    result = segment_study(tiny, SaxStack(_pixels(3), None, None))
     assert any("no pixel spacing" in w for w in result.warnings)
     assert result.volumes.edv_ml is None and result.volumes.lv_volume_curve_ml is None
     with pytest.raises(DataError, match="slices, frames, H, W"):

@@ -8,7 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cmrclip.cli import app
-from cmrclip.ingest.store import StudyRecord, StudyStore, ViewData
+from cmrclip.conftest import _toy_study
+from cmrclip.ingest.store import StudyStore
 from cmrclip.segment import SaxStack, SegmentationResult, Volumes, load_segmenter
 from cmrclip.segment.outputs import DERIVED_FLAG, derived_labels, write_store_labels
 
@@ -25,23 +26,12 @@ TINY = [
 
 
 def _store(root, lvefs: dict[str, float | None]) -> StudyStore:
+    """A store of toy studies (SAX 6 slices x 12 frames of 32 px, and 4CH) with the given report LVEFs."""
     store = StudyStore.create(root)
-    rng = np.random.default_rng(0)
-    for key in lvefs:
-        view = ViewData(
-            pixels=rng.integers(0, 255, (3, 4, 40, 40), dtype=np.uint8),
-            trigger_times_ms=np.tile(np.arange(4) * 50.0, (3, 1)),
-            positions_mm=np.stack([np.zeros(3), np.zeros(3), np.arange(3) * 8.0], 1),
-            pixel_spacing_mm=(1.5, 1.5),
-            slice_thickness_mm=8.0,
-            orientation=(1, 0, 0, 0, 1, 0),
-            window=(0.0, 255.0),
-            view_source="given",
-        )
-        store.write_study(StudyRecord(key, f"p{key}", "toy", {"SAX": view}))
-    store.add_labels(
-        pd.DataFrame({"study_key": list(lvefs), "lvef": [np.nan if v is None else v for v in lvefs.values()]})
-    )
+    for i, key in enumerate(lvefs):
+        store.write_study(_toy_study(key, f"p{key}", i % 4, np.random.default_rng(i))[0])
+    lvef = [np.nan if v is None else v for v in lvefs.values()]
+    store.add_labels(pd.DataFrame({"study_key": list(lvefs), "lvef": lvef}))
     return store
 
 
@@ -79,7 +69,7 @@ def test_train_seg_then_segment_cli(tmp_path):
     )
     assert res.exit_code == 0, res.output
     body = json.loads((tmp_path / "o" / "a" / "volumes.json").read_text())
-    assert body["shape_slices_frames_rows_cols"] == [3, 4, 40, 40] and "lvef" in body["volumes"]
+    assert body["shape_slices_frames_rows_cols"] == [6, 12, 32, 32] and "lvef" in body["volumes"]
     res = runner.invoke(app, ["segment", f"{store.root}#a", "--model", str(model), "--out", str(tmp_path / "o2")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "o2" / "a" / "masks.nii.gz").is_file()
