@@ -508,3 +508,51 @@ def demo(
         result = run_demo(out, cfg, progress=progress)
     total = sum(result.seconds.values())
     done(f"demo finished in {total / 60:.1f} min; open {result.report}")
+
+
+# --- segment, train-seg (issue 15) ---
+
+
+@job(name="train-seg")
+def train_seg(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder [runs/segment].")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Train the LV cavity / myocardium / RV segmentation U-Net (real ACDC masks when found, plus synthetic)."""
+    from cmrclip.config import load_config
+    from cmrclip.segment.run import run_train_seg
+    from cmrclip.segment.train import TrainSegConfig
+
+    given = [f"out_dir={out}"] if out else []
+    cfg = load_config(TrainSegConfig, config, given + list(set_ or []), defaults="train_seg.yaml")
+    with progress_bar() as bar:
+        path, what = run_train_seg(cfg, bar)
+    done(f"train-seg: wrote {path}, trained on {what}")
+
+
+@job()
+def segment(
+    studies: Annotated[list[str] | None, typer.Argument(help="DICOM folders/archives, NIfTI, or STORE#key.")] = None,
+    model: Annotated[Path, typer.Option("--model", "-m", help="Segmentation model (train-seg's segmenter.pt).")] = ...,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (one sub-folder per study).")] = ...,
+    store: Annotated[Path | None, typer.Option("--store", help="Segment every study of this store.")] = None,
+    write_labels: Annotated[bool, typer.Option(help="With --store: write derived volumes where no LVEF.")] = False,
+) -> None:
+    """Masks of every SAX slice and frame (NIfTI), an overlay GIF per slice, and volumes.json (EDV/ESV/EF/mass)."""
+    from cmrclip.errors import ConfigError
+    from cmrclip.ingest.store import StudyStore
+    from cmrclip.segment import load_segmenter
+    from cmrclip.segment.run import segment_sources, segment_store
+    from cmrclip.serve.inputs import study_files
+
+    if bool(studies) == (store is not None) or (write_labels and store is None):
+        raise ConfigError("give either STUDY... or --store STORE (and --write-labels only with --store)")
+    segmenter = load_segmenter(model)
+    with progress_bar() as bar:
+        if store is not None:
+            run, n_labels = segment_store(segmenter, StudyStore(store), out, write_labels, bar)
+        else:
+            run, n_labels = segment_sources(segmenter, studies or [], out, study_files, bar), 0
+    labels = f"; derived volumes written for {n_labels} studies" if write_labels else ""
+    done(f"segment: {len(run.written)} studies in {out}, {len(run.faults)} failed (faults.jsonl){labels}")

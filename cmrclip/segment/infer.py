@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
 from monai.transforms import FillHoles, KeepLargestConnectedComponent, Resize
+from monai.utils import convert_to_tensor
 
 from cmrclip.errors import DataError
 from cmrclip.ingest.store import StudyFile
@@ -102,9 +103,10 @@ def predict_probabilities(segmenter: Segmenter, images: torch.Tensor) -> torch.T
 
 
 def _normalized_volume(stack: SaxStack, zoom: tuple[float, float]) -> torch.Tensor:
+    """Resampled ``[S, F, H', W']``, each slice's 1st..99th percentile over its frames scaled to 0..1."""
     s, f, h, w = stack.pixels.shape
     flat = resample(stack.pixels.reshape(s * f, h, w), zoom)
-    return normalize_images(flat).reshape(s, f, *flat.shape[-2:])
+    return normalize_images(flat.reshape(s, f * flat.shape[-2], flat.shape[-1])).reshape(s, f, *flat.shape[-2:])
 
 
 def _heart_centre(segmenter: Segmenter, vol: torch.Tensor, warnings: list[str]) -> tuple[int, int]:
@@ -122,9 +124,14 @@ def _heart_centre(segmenter: Segmenter, vol: torch.Tensor, warnings: list[str]) 
 
 
 def _postprocess(labels: torch.Tensor) -> np.ndarray:
-    """Largest component per label and LV cavity holes filled, image by image: ``[F, H, W]`` -> uint8."""
-    out = [_FILL_LV(_KEEP_LARGEST(img[None]))[0] for img in labels]
-    return torch.stack([torch.as_tensor(o) for o in out]).numpy().astype(np.uint8)
+    """Clean one slice's ``[F, H, W]`` labels (-> uint8).
+
+    Keeps the largest space-time component of each label (connected over the slice's frames), then fills holes in
+    the LV cavity image by image.
+    """
+    kept = convert_to_tensor(_KEEP_LARGEST(labels[None]), track_meta=False)[0]
+    filled = [convert_to_tensor(_FILL_LV(img[None]), track_meta=False)[0] for img in kept]
+    return torch.stack(filled).numpy().astype(np.uint8)
 
 
 def _segment_slice(
@@ -142,7 +149,8 @@ def _segment_slice(
     canvas = canvas[..., roi : roi + h, roi : roi + w]
     if (h, w) != out_hw:
         f, c = canvas.shape[:2]
-        canvas = torch.as_tensor(Resize(out_hw, mode="bilinear")(canvas.reshape(f * c, h, w))).reshape(f, c, *out_hw)
+        resized = Resize(out_hw, mode="bilinear")(canvas.reshape(f * c, h, w))
+        canvas = convert_to_tensor(resized, track_meta=False).reshape(f, c, *out_hw)
     return _postprocess(canvas.argmax(1))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ class SegModelConfig(StrictModel):
     context_slices: int = 1
     spacing_mm: float = 1.5
     roi_px: int = 128
-    tta_flips: bool = True
+    tta_flips: bool = False
 
     @property
     def in_channels(self) -> int:
@@ -104,7 +105,7 @@ def load_segmenter(path: Path | str) -> Segmenter:
         raise CheckpointError(f"segmentation model {path} not found; train one with `cmrclip train-seg`")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, ValueError) as exc:
+    except (RuntimeError, OSError, ValueError, pickle.UnpicklingError) as exc:
         raise CheckpointError(f"cannot read {path}: {exc}; give a file written by `cmrclip train-seg`") from exc
     if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
         raise CheckpointError(f"{path} is not a cmrclip segmentation model ({_FORMAT}); train one with train-seg")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from monai.transforms import ScaleIntensityRangePercentiles, Zoom
+from monai.transforms import Zoom
+from monai.utils import convert_to_tensor
 
 __all__ = ["context_stack", "normalize_images", "resample", "zoom_factors"]
 
-_NORMALIZE = ScaleIntensityRangePercentiles(lower=1, upper=99, b_min=0.0, b_max=1.0, clip=True, channel_wise=True)
+_PERCENTILES = (1.0, 99.0)
 
 
 def zoom_factors(pixel_spacing_mm: tuple[float, float] | None, target_mm: float) -> tuple[float, float]:
@@ -25,12 +26,21 @@ def resample(images: np.ndarray | torch.Tensor, zoom: tuple[float, float], mode:
         return data.float()
     kwargs = {"align_corners": False} if mode == "bilinear" else {}
     out = Zoom(zoom=zoom, mode=mode, keep_size=False, **kwargs)(data.float())
-    return torch.as_tensor(out)
+    return convert_to_tensor(out, track_meta=False)
 
 
-def normalize_images(images: torch.Tensor) -> torch.Tensor:
-    """Scale each channel of ``[C, H, W]`` so that its 1st..99th percentile maps to 0..1 (clipped)."""
-    return torch.as_tensor(_NORMALIZE(images))
+def normalize_images(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Scale each channel of ``[C, ...]`` so that its 1st..99th percentile maps to 0..1 (clipped).
+
+    The same values as MONAI's ``ScaleIntensityRangePercentiles(1, 99, 0, 1, clip=True, channel_wise=True)``
+    (a test checks it), computed in one vectorised numpy call: MONAI's runs a torch quantile per channel, which
+    took most of a study's inference time on CPU.
+    """
+    x = np.asarray(images, dtype=np.float32)
+    lo, hi = np.percentile(x.reshape(x.shape[0], -1), _PERCENTILES, axis=1).astype(np.float32)
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    scale = np.where(hi > lo, hi - lo, np.float32(1.0)).reshape(shape)
+    return torch.from_numpy(np.clip((x - lo.reshape(shape)) / scale, 0.0, 1.0))
 
 
 def context_stack(volume: np.ndarray, slice_index: int, context: int) -> np.ndarray:

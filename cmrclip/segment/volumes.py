@@ -104,12 +104,12 @@ def disc_thickness_mm(positions_mm: np.ndarray, warnings: list[str] | None = Non
     order = np.argsort(pos, kind="stable")
     gaps = np.diff(pos[order])
     notes = warnings if warnings is not None else []
-    median = float(np.median(gaps))
-    if np.any(gaps <= 1e-3):
+    positive = gaps[gaps > 1e-3]
+    if positive.size < gaps.size:
         notes.append("two SAX slices share one position; each position is counted once")
-    if median > 0 and np.any(gaps > _GAP_FACTOR * median):
-        worst = float(gaps.max())
-        notes.append(f"{worst:.1f} mm gap between SAX slices (median {median:.1f} mm): volume interpolated across it")
+    if positive.size and float(positive.max()) > _GAP_FACTOR * float(positive.min()):
+        worst, usual = float(positive.max()), float(positive.min())
+        notes.append(f"{worst:.1f} mm gap between SAX slices (others {usual:.1f} mm): volume interpolated across it")
     half = np.concatenate([[gaps[0]], gaps]) / 2 + np.concatenate([gaps, [gaps[-1]]]) / 2
     out = np.empty_like(half)
     out[order] = half
