@@ -5,6 +5,7 @@ Masks are written in the study's geometry (the stored SAX grid); derived labels 
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -21,7 +22,7 @@ from cmrclip.ingest.store import StudyStore
 from cmrclip.segment.infer import SaxStack, SegmentationResult
 from cmrclip.segment.volumes import LABELS
 
-__all__ = ["DERIVED_FLAG", "derived_labels", "mask_affine", "write_outputs", "write_store_labels"]
+__all__ = ["DERIVED_FLAG", "derived_labels", "mask_affine", "overlay_gif", "write_outputs", "write_store_labels"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +54,8 @@ def mask_affine(stack: SaxStack) -> np.ndarray:
     return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
 
 
-def _overlay_gif(pixels: np.ndarray, masks: np.ndarray, path: Path) -> None:
-    """One slice ``[F, H, W]`` as a looping GIF with the labels in colour."""
+def overlay_gif(pixels: np.ndarray, masks: np.ndarray, max_px: int | None = None) -> bytes:
+    """One slice ``[F, H, W]`` as a looping GIF with the labels in colour (long side at most ``max_px``)."""
     grey = pixels.astype(np.float32)
     lo, hi = np.percentile(grey, (1, 99))
     grey = np.clip((grey - lo) / max(hi - lo, 1e-6), 0, 1)[..., None] * 255
@@ -62,7 +63,13 @@ def _overlay_gif(pixels: np.ndarray, masks: np.ndarray, path: Path) -> None:
     alpha = np.where(masks[..., None] > 0, _ALPHA, 0.0)
     rgb = (grey * (1 - alpha) + colour * alpha).astype(np.uint8)
     frames = [Image.fromarray(f) for f in rgb]
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=80, loop=0)
+    scale = 1.0 if max_px is None else min(1.0, max_px / max(masks.shape[1:]))
+    if scale < 1.0:
+        size = (max(1, round(masks.shape[2] * scale)), max(1, round(masks.shape[1] * scale)))
+        frames = [f.resize(size, Image.Resampling.NEAREST) for f in frames]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=80, loop=0)
+    return buf.getvalue()
 
 
 def write_outputs(result: SegmentationResult, out_dir: Path, meta: dict[str, Any] | None = None) -> dict[str, Path]:
@@ -81,7 +88,7 @@ def write_outputs(result: SegmentationResult, out_dir: Path, meta: dict[str, Any
     gifs = []
     for s in range(masks.shape[0]):
         gifs.append(out_dir / f"overlay_slice_{s:02d}.gif")
-        _overlay_gif(result.stack.pixels[s], masks[s], gifs[-1])
+        gifs[-1].write_bytes(overlay_gif(result.stack.pixels[s], masks[s]))
     body = {**(meta or {}), "labels": LABELS, "volumes": result.volumes.to_dict(), "warnings": result.warnings}
     body["shape_slices_frames_rows_cols"] = list(masks.shape)
     volumes = out_dir / "volumes.json"

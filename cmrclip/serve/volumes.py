@@ -15,23 +15,19 @@ training sets, so the warning does not wait for it.
 from __future__ import annotations
 
 import base64
-import io
 import logging
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from PIL import Image
+from cmrclip.segment.outputs import overlay_gif
 
 if TYPE_CHECKING:
     from cmrclip.segment import SegmentationResult
 
-__all__ = ["LVEF_MARGIN_POINTS", "lvef_disagreement", "mask_overlay_gif", "slice_overlays", "volumes_block"]
+__all__ = ["LVEF_MARGIN_POINTS", "lvef_disagreement", "slice_overlays", "volumes_block"]
 
 logger = logging.getLogger(__name__)
 
 LVEF_MARGIN_POINTS = 10.0
-# label -> RGB: LV cavity red, LV myocardium green, RV cavity blue
-_COLOURS = np.array([[0, 0, 0], [230, 60, 50], [60, 200, 90], [60, 130, 240]], dtype=np.float32)
 _OVERLAY_PX = 128
 
 
@@ -77,40 +73,10 @@ def volumes_block(
     return block, warnings
 
 
-def _display(pixels: np.ndarray) -> np.ndarray:
-    """Grey levels -> uint8 for display (1st..99th percentile of the slice stretched to 0..255)."""
-    lo, hi = np.percentile(pixels, [1, 99])
-    return (np.clip((pixels - lo) / max(hi - lo, 1e-6), 0, 1) * 255).round().astype(np.uint8)
-
-
-def mask_overlay_gif(frames: np.ndarray, masks: np.ndarray, alpha: float = 0.45, frame_ms: int = 60) -> bytes:
-    """Colour the labels (LV cavity red, myocardium green, RV blue) over grey frames; an animated, looping GIF.
-
-    Args:
-        frames: (F, H, W) uint8 grey frames.
-        masks: (F, H, W) labels 0-3, same size.
-        alpha: opacity of the colour over a labelled pixel.
-        frame_ms: display time of one frame.
-    """
-    grey = np.repeat(frames[..., None].astype(np.float32), 3, axis=-1)
-    weight = alpha * (masks > 0)[..., None]
-    blended = ((1 - weight) * grey + weight * _COLOURS[masks]).round().astype(np.uint8)
-    images = [Image.fromarray(f, mode="RGB") for f in blended]
-    scale = min(1.0, _OVERLAY_PX / max(frames.shape[1:]))
-    if scale < 1.0:
-        size = (max(1, round(frames.shape[2] * scale)), max(1, round(frames.shape[1] * scale)))
-        images = [im.resize(size, Image.Resampling.NEAREST) for im in images]
-    images = [im.quantize(colors=64, dither=Image.Dither.NONE) for im in images]
-    buf = io.BytesIO()
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
-    return buf.getvalue()
-
-
 def slice_overlays(result: SegmentationResult) -> list[dict[str, Any]]:
     """One contour overlay per SAX slice: ``slice_index`` and ``overlay_gif`` (a ``data:image/gif;base64`` URI)."""
-    pixels = np.asarray(result.stack.pixels, dtype=np.float32)
     out = []
     for s in range(result.masks.shape[0]):
-        gif = mask_overlay_gif(_display(pixels[s]), result.masks[s])
+        gif = overlay_gif(result.stack.pixels[s], result.masks[s], max_px=_OVERLAY_PX)
         out.append({"slice_index": s, "overlay_gif": "data:image/gif;base64," + base64.b64encode(gif).decode("ascii")})
     return out

@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 from cmrclip.cli import app
 from cmrclip.segment import Segmenter, SegModelConfig, build_unet, save_segmenter, volumes_from_masks
 from cmrclip.segment.infer import SaxStack, SegmentationResult
+from cmrclip.segment.outputs import overlay_gif
 from cmrclip.serve.predict import Model, load_model
-from cmrclip.serve.volumes import LVEF_MARGIN_POINTS, lvef_disagreement, mask_overlay_gif, slice_overlays, volumes_block
+from cmrclip.serve.volumes import LVEF_MARGIN_POINTS, lvef_disagreement, slice_overlays, volumes_block
 
 SMALL = SegModelConfig(channels=(4, 8), strides=(2,), num_res_units=0, roi_px=64, tta_flips=False)
 
@@ -61,14 +62,15 @@ def test_volumes_block_fields_and_forced_disagreement():
 
 def test_overlay_gif_colours_the_labels():
     frames = np.full((3, 200, 100), 100, dtype=np.uint8)
+    frames[:, :, 50:] = 200  # two grey levels: the display stretch maps them to black and white
     masks = np.zeros((3, 200, 100), dtype=np.uint8)
     for f in range(3):
         masks[f, 80 : 120 + 10 * f, 30:70] = 1  # the cavity grows: three distinct frames
-    image = Image.open(io.BytesIO(mask_overlay_gif(frames, masks)))
+    image = Image.open(io.BytesIO(overlay_gif(frames, masks, max_px=128)))
     assert image.n_frames == 3 and image.size == (64, 128)
     rgb = np.asarray(image.convert("RGB"))
     assert int(rgb[64, 32, 0]) > int(rgb[64, 32, 1]) + 50  # LV cavity drawn red (rows 80-120 at scale 0.64)
-    assert tuple(rgb[5, 5]) == (100, 100, 100)  # unlabelled pixels stay grey
+    assert tuple(rgb[5, 5]) == (0, 0, 0) and tuple(rgb[5, 60]) == (255, 255, 255)  # unlabelled pixels stay grey
     overlays = slice_overlays(_disk_result([10.0, 8.0]))
     assert [o["slice_index"] for o in overlays] == [0, 1, 2]
     gif = base64.b64decode(overlays[0]["overlay_gif"].removeprefix("data:image/gif;base64,"))
