@@ -117,3 +117,13 @@ def test_forced_disagreement_on_the_phantom(plain_bundle, phantom_store, thresho
     assert lenient.volumes["lvef_disagreement"] is False
     assert not [w for w in lenient.warnings if "lvef_disagreement" in w]
     assert lenient.volumes["lvef"] == pred.volumes["lvef"]
+
+
+def test_study_without_sax_gets_a_warning_not_volumes(plain_bundle, threshold_segmenter, make_phantom_view, tmp_path):
+    from cmrclip.ingest.store import StudyRecord, StudyStore
+
+    store = StudyStore.create(tmp_path / "store")
+    store.write_study(StudyRecord("e5f6071829304a5b", "r" * 16, "siteA", {"4CH": make_phantom_view(1, seed=4)}))
+    pred = load_model(plain_bundle, segmenter=threshold_segmenter).predict(_entry(store, "e5f6071829304a5b"))
+    assert pred.volumes is None and pred.lvef is not None
+    assert any(w.startswith("no volumes:") and "no SAX view" in w for w in pred.warnings)
