@@ -79,7 +79,7 @@ def test_viewer_shows_a_synthetic_study_with_overlays(server, synthetic_study, t
         page.goto(url + "/")
         page.set_input_files("#study-file", str(study))
         page.click("#submit")
-        page.wait_for_selector("#results:not([hidden])", timeout=60_000)
+        page.wait_for_selector("#results:not([hidden])", timeout=120_000)
         assert page.text_content("#lvef-value").endswith("%")
         assert "90 % interval" in page.text_content("#lvef-interval")
         assert page.locator("#conditions tbody tr").count() == 39
