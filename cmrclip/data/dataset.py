@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from cmrclip.data.sampling import sample_study_clips
-from cmrclip.data.transforms import ClipCompose, RandTemporalJitter, seed_from
+from cmrclip.data.transforms import Compose, RandTemporalJitter, seed_from
 from cmrclip.errors import DataError
 from cmrclip.ingest.store import StudyStore
 
@@ -60,7 +60,7 @@ class PretrainDataset(torch.utils.data.Dataset):
         self,
         store_root: Path,
         studies: pd.DataFrame,
-        transform: ClipCompose,
+        transform: Compose,
         text_sampler: TextSampler | None = None,
         n_frames: int = 16,
         seed: int = 0,

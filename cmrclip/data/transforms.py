@@ -4,7 +4,7 @@ A clip ``[T, H, W]`` goes through MONAI's 2D transforms with its frames in the c
 of parameters (crop box, angle, gamma, …) and applies it to every frame: the anatomy moves as one rigid picture and
 the motion of the heart is kept. A study's views share a draw through MONAI's dict transforms (``keys=[...]``) or by
 seeding it from generators in the same state (:func:`seed_from`). Randomness comes only from
-``np.random.Generator``s: :meth:`ClipCompose.apply` seeds every random transform through MONAI's
+``np.random.Generator``s: :meth:`Compose.apply` seeds every random transform through MONAI's
 ``Randomizable.set_random_state`` and then applies. Random transforms fire with probability ``prob`` (MONAI's
 convention); :class:`AugmentConfig` rejects a probability outside ``[0, 1]``.
 
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.data.meta_obj import get_track_meta, set_track_meta
+from monai.transforms import Compose as MonaiCompose
 from monai.transforms import (
-    Compose,
     EnsureChannelFirst,
     Identity,
     Lambda,
@@ -49,7 +49,7 @@ from cmrclip.config import StrictModel
 __all__ = [
     "AntialiasedResize",
     "AugmentConfig",
-    "ClipCompose",
+    "Compose",
     "RandTemporalJitter",
     "build_clip_transform",
     "seed_from",
@@ -84,7 +84,7 @@ class AugmentConfig(StrictModel):
 
 
 def seed_from(transform: Randomizable, rng: np.random.Generator) -> Randomizable:
-    """Make ``transform`` (for a :class:`ClipCompose`, each random transform in it) draw from ``rng``; returns it.
+    """Make ``transform`` (for a :class:`Compose`, each random transform in it) draw from ``rng``; returns it.
 
     MONAI's ``set_random_state(state=...)`` with a ``RandomState`` over ``rng``'s bit generator: the draws advance
     ``rng`` itself, so a seeded item is reproducible and consecutive items differ.
@@ -103,10 +103,10 @@ def _plain_tensors() -> Iterator[None]:
         set_track_meta(tracking)
 
 
-class ClipCompose(Compose):
+class Compose(MonaiCompose):
     """MONAI's ``Compose`` for one clip (or one study dict), with :meth:`apply` drawing from an explicit generator."""
 
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> ClipCompose:
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> Compose:
         """MONAI's, except that a given ``state`` is shared by every random transform (drawn from in order)."""
         if state is None:
             return super().set_random_state(seed=seed)
@@ -202,12 +202,12 @@ def build_clip_transform(
     augment: AugmentConfig | None = None,
     normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
     channels: int = 3,
-) -> ClipCompose:
+) -> Compose:
     """The pipeline from a read clip ``[T, H, W]`` in ``[0, 1]`` to a model input ``[channels, T, *size]``.
 
     Args:
         size: output (rows, cols).
-        augment: training augmentation (apply with :meth:`ClipCompose.apply`); ``None`` for evaluation (resize only).
+        augment: training augmentation (apply with :meth:`Compose.apply`); ``None`` for evaluation (resize only).
         normalize: the model preset's normalisation, applied last (injected: ``data`` does not import ``models``).
         channels: output channels (grey repeated).
     """
@@ -220,4 +220,4 @@ def build_clip_transform(
     steps += [EnsureChannelFirst(channel_dim="no_channel"), RepeatChannel(channels)]
     if normalize is not None:
         steps.append(normalize)
-    return ClipCompose(steps)
+    return Compose(steps)

@@ -10,7 +10,7 @@ from monai.transforms import RandAdjustContrastd, RandGaussianNoised, RandRotate
 from cmrclip.data.transforms import (
     AntialiasedResize,
     AugmentConfig,
-    ClipCompose,
+    Compose,
     RandTemporalJitter,
     build_clip_transform,
     seed_from,
@@ -55,7 +55,7 @@ def test_one_draw_per_clip_every_frame_alike():
 
 def test_views_share_one_draw_through_dict_transforms():
     keys = ["sax", "4ch"]
-    pipe = ClipCompose(
+    pipe = Compose(
         [
             RandScaleCropd(keys, roi_scale=0.5, max_roi_scale=0.9, random_size=True),
             RandRotated(keys, range_x=0.5, prob=1.0),
@@ -106,10 +106,10 @@ def test_augmented_clip_stays_in_unit_range():
 
 
 def test_missing_key_names_the_transform():
-    pipe = ClipCompose([RandGaussianNoised(["x"], prob=1.0)])
+    pipe = Compose([RandGaussianNoised(["x"], prob=1.0)])
     with pytest.raises(KeyError, match="Key `x` of transform `RandGaussianNoised`"):
         pipe.apply({"a": _clip()}, np.random.default_rng(0))
-    lenient = ClipCompose([RandGaussianNoised(["x"], prob=1.0, allow_missing_keys=True)])
+    lenient = Compose([RandGaussianNoised(["x"], prob=1.0, allow_missing_keys=True)])
     assert lenient.apply({"a": _clip()}, np.random.default_rng(0))["a"].shape == (4, 32, 40)
 
 

@@ -201,7 +201,9 @@ class Model:
         if study.segmentation is not None:
             volumes, more = volumes_block(study.segmentation, lvef.value if lvef else None, self.lvef_margin)
             warnings += more
-        return StudyPrediction(study.study_key, lvef, conditions, study.views, clips, warnings, distance, volumes)
+        return StudyPrediction(
+            study.study_key, lvef, conditions, study.views, clips, warnings, distance, volumes=volumes
+        )
 
     def embed(self, study: StudyLike) -> np.ndarray:
         """The study's embedding: its clip embeddings weighted by MIL attention, L2-normalised; shape (E,)."""

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cmrclip.data.sampling import study_clips
-from cmrclip.data.transforms import ClipCompose, build_clip_transform
+from cmrclip.data.transforms import Compose, build_clip_transform
 from cmrclip.errors import CheckpointError, ConfigError, DataError
 from cmrclip.ingest.store import StudyStore
 from cmrclip.models.heads import study_embedding
@@ -96,7 +96,7 @@ def mil_pool(model: nn.Module) -> StudyPool:
 
 
 def _clip_batches(
-    store: StudyStore, key: str, transform: ClipCompose, n_frames: int, batch_size: int, legacy: bool
+    store: StudyStore, key: str, transform: Compose, n_frames: int, batch_size: int, legacy: bool
 ) -> list[tuple[list[tuple[str, int]], Tensor]]:
     """Read every clip of a study and batch them; ``legacy`` maps [0, 1] back to raw intensities by the window."""
     with store.open(key) as study:
@@ -120,7 +120,7 @@ def embed_studies(
     encode: Callable[[Tensor], Tensor],
     store_root: Path,
     study_keys: Sequence[str],
-    transform: ClipCompose,
+    transform: Compose,
     n_frames: int = 16,
     batch_size: int = 16,
     device: torch.device | str = "cpu",
