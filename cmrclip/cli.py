@@ -437,6 +437,10 @@ ModelOpt = Annotated[Path, typer.Option("--model", "-m", help="Study model bundl
 SaltOpt = Annotated[
     str | None, typer.Option(envvar="CMRCLIP_SALT", help="Salt for the keys of new studies (random by default).")
 ]
+SegModelOpt = Annotated[
+    Path | None,
+    typer.Option("--seg-model", help="Segmentation model (cmrclip train-seg): adds volumes and an LVEF cross-check."),
+]
 
 
 @job()
@@ -445,11 +449,12 @@ def predict(
     model: ModelOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Predictions JSONL.")] = Path("predictions.jsonl"),
     salt: SaltOpt = None,
+    seg_model: SegModelOpt = None,
 ) -> None:
     """LVEF with a conformal interval, calibrated condition probabilities and warnings, one JSON line per study."""
     from cmrclip.serve.predict import load_model, write_predictions
 
-    loaded = load_model(model, salt=salt)
+    loaded = load_model(model, salt=salt, segmenter=seg_model)
     with progress_bar() as progress:
         n_ok, n_bad = write_predictions(loaded, studies, out, progress=progress)
     done(f"wrote {out}: {n_ok} studies predicted, {n_bad} failed")
@@ -481,6 +486,7 @@ def serve(
         str | None, typer.Option(envvar="CMRCLIP_TOKEN", help="Require this bearer token on /v1/predict.")
     ] = None,
     max_upload_mb: Annotated[int, typer.Option(help="Largest upload accepted, in MiB.")] = 512,
+    seg_model: SegModelOpt = None,
 ) -> None:
     """Web service and viewer: POST /v1/predict, GET /health, the viewer at /, API docs at /docs."""
     import uvicorn
@@ -488,7 +494,8 @@ def serve(
     from cmrclip.serve.api import create_app
     from cmrclip.serve.uploads import UploadLimits
 
-    app = create_app(model, token=token, limits=UploadLimits(max_upload_bytes=max_upload_mb * 1024 * 1024))
+    limits = UploadLimits(max_upload_bytes=max_upload_mb * 1024 * 1024)
+    app = create_app(model, token=token, limits=limits, segmenter_path=seg_model)
     done(f"serving http://{host}:{port}/ (Ctrl-C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
@@ -516,3 +523,51 @@ def demo(
     if result.handover is not None:
         done(f"ready model: {out / 'model.pt'} (cell {result.handover.cell}); try next:")
         done("\n".join(f"  {line}" for line in next_commands(result.handover, out, program_name())))
+
+
+# --- segment, train-seg (issue 15) ---
+
+
+@job(name="train-seg")
+def train_seg(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder [runs/segment].")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Train the LV cavity / myocardium / RV segmentation U-Net (real ACDC masks when found, plus synthetic)."""
+    from cmrclip.config import load_config
+    from cmrclip.segment.run import run_train_seg
+    from cmrclip.segment.train import TrainSegConfig
+
+    given = [f"out_dir={out}"] if out else []
+    cfg = load_config(TrainSegConfig, config, given + list(set_ or []), defaults="train_seg.yaml")
+    with progress_bar() as bar:
+        path, what = run_train_seg(cfg, bar)
+    done(f"train-seg: wrote {path}, trained on {what}")
+
+
+@job()
+def segment(
+    studies: Annotated[list[str] | None, typer.Argument(help="DICOM folders/archives, NIfTI, or STORE#key.")] = None,
+    model: Annotated[Path, typer.Option("--model", "-m", help="Segmentation model (train-seg's segmenter.pt).")] = ...,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (one sub-folder per study).")] = ...,
+    store: Annotated[Path | None, typer.Option("--store", help="Segment every study of this store.")] = None,
+    write_labels: Annotated[bool, typer.Option(help="With --store: write derived volumes where no LVEF.")] = False,
+) -> None:
+    """Masks of every SAX slice and frame (NIfTI), an overlay GIF per slice, and volumes.json (EDV/ESV/EF/mass)."""
+    from cmrclip.errors import ConfigError
+    from cmrclip.ingest.store import StudyStore
+    from cmrclip.segment import load_segmenter
+    from cmrclip.segment.run import segment_sources, segment_store
+    from cmrclip.serve.inputs import study_files
+
+    if bool(studies) == (store is not None) or (write_labels and store is None):
+        raise ConfigError("give either STUDY... or --store STORE (and --write-labels only with --store)")
+    segmenter = load_segmenter(model)
+    with progress_bar() as bar:
+        if store is not None:
+            run, n_labels = segment_store(segmenter, StudyStore(store), out, write_labels, bar)
+        else:
+            run, n_labels = segment_sources(segmenter, studies or [], out, study_files, bar), 0
+    labels = f"; derived volumes written for {n_labels} studies" if write_labels else ""
+    done(f"segment: {len(run.written)} studies in {out}, {len(run.faults)} failed (faults.jsonl){labels}")

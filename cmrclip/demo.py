@@ -24,6 +24,7 @@ from cmrclip.handover import HandOver, hand_over, next_commands
 from cmrclip.ingest.pipeline import IngestConfig, ingest
 from cmrclip.ingest.store import StudyStore
 from cmrclip.progress import ProgressFn, null_progress
+from cmrclip.segment.run import demo_segmentation
 from cmrclip.synth.cohort import generate_cohort
 from cmrclip.synth.preview import write_preview
 from cmrclip.text.deid import scrub_report
@@ -73,6 +74,10 @@ DEMO_SIZES: dict[str, DemoScale] = {
         fractions=(0.05, 0.1, 0.25, 0.5, 1.0), seeds=(0, 1, 2), spacing_mm=1.25, crop_size=192,
     ),
 }  # fmt: skip
+
+
+_SEG_STEPS: dict[str, int] = {"tiny": 2, "small": 100, "medium": 600}
+"""Segmentation training steps per demo size (real ACDC masks when ../shared/data has them, else synthetic)."""
 
 
 class DemoConfig(StrictModel):
@@ -156,7 +161,7 @@ def _headline(table: pd.DataFrame, fraction: float) -> pd.DataFrame:
     return rows.groupby(["init", "metric"], as_index=False)[["value", "lower", "upper", "n_labelled"]].mean()
 
 
-def _report(out: Path, parts: dict[str, Any], clock: _Clock, cfg: DemoConfig) -> Path:
+def _report(out: Path, parts: dict[str, Any], clock: _Clock, cfg: DemoConfig, extra: list[ReportSection]) -> Path:
     scale = DEMO_SIZES[cfg.size]
     cohort, ingest_summary, pre, experiment, evaluation, zeroshot = (
         parts[k] for k in ("cohort", "ingest", "pretrain", "experiment", "evaluation", "zeroshot")
@@ -203,6 +208,7 @@ def _report(out: Path, parts: dict[str, Any], clock: _Clock, cfg: DemoConfig) ->
             f"{out / 'demo_study.zip'} is one of its test studies. Next:\n"
             + "\n".join(next_commands(parts["handover"], out)),
         ),
+        *extra,
         ReportSection("Time per stage (s)", table=[{"stage": k, "seconds": v} for k, v in clock.seconds.items()]),
     ]
     return build_html_report("cmrclip demo", sections, out / "report.html", subtitle=f"size {cfg.size}")
@@ -256,8 +262,11 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, progress: ProgressFn 
     zs = run_zeroshot(zs_cfg, progress=progress)
     parts["zeroshot"] = write_zeroshot_summary(zs, out / "zs")
     clock.stage("evaluate", start)
+    start = time.perf_counter()
+    seg = demo_segmentation(out / "segment", store, _SEG_STEPS[cfg.size], cfg.seed, progress=progress)
+    clock.stage("segment", start)
     parts["handover"] = hand_over(out, out / "cohort" / "dicom", ingest_cfg.salt.get_secret_value())
-    report = _report(out, parts, clock, cfg)
+    report = _report(out, parts, clock, cfg, [ReportSection("Segmentation and volumes (MONAI U-Net)", **seg)])
     headline = _headline(experiment.table, low).to_dict(orient="records")
     (out / "headline.json").write_text(json.dumps({"headline": headline, "seconds": clock.seconds}, indent=1))
     return DemoResult(out, report, {"data_efficiency": headline}, clock.seconds, parts["handover"])

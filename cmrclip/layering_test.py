@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
-STAGES = ["synth", "ingest", "data", "text", "models", "train", "evaluate", "serve"]
+STAGES = ["synth", "ingest", "data", "text", "models", "segment", "train", "evaluate", "serve"]
 ANYWHERE = {"config", "errors", "conditions", "progress", "__init__"}
 
 

@@ -171,8 +171,8 @@ class StudyBagDataset(torch.utils.data.Dataset):
         regression: numeric columns to predict (e.g. ``["lvef"]``); NULL values are masked.
         cfg: which clips form a bag.
         clip_transform: maps a ``[T, H, W]`` float array in [0, 1] to a ``[3, T, H', W']`` tensor, e.g.
-            ``cmrclip.data.transforms.build_clip_transform``; if it has ``randomize(rng)`` it is re-drawn per clip
-            when training.
+            ``cmrclip.data.transforms.build_clip_transform``; if it has ``apply(clip, rng)`` it is re-drawn per
+            clip when training.
         train: random phase offset per clip when True (seeded), phase 0 otherwise.
         seed: seed of the phase offsets.
     """
@@ -249,9 +249,11 @@ class StudyBagDataset(torch.utils.data.Dataset):
             for ref in entry.refs:
                 offset = float(rng.random()) if self.train else 0.0
                 frames = frame_indices(entry.n_frames[ref.view], self.cfg.frames, offset)
-                if self.train and hasattr(self.clip_transform, "randomize"):
-                    self.clip_transform.randomize(rng)
-                clips.append(self.clip_transform(study.read_clip(ref.view, ref.slice_index, frames)))
+                clip = study.read_clip(ref.view, ref.slice_index, frames)
+                if self.train and hasattr(self.clip_transform, "apply"):
+                    clips.append(self.clip_transform.apply(clip, rng))
+                else:
+                    clips.append(self.clip_transform(clip))
         return {"clips": torch.stack(clips), **self.item_info(index)}
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from cmrclip.data.sampling import sample_study_clips
-from cmrclip.data.transforms import Compose, RandTemporalJitter
+from cmrclip.data.transforms import Compose, RandTemporalJitter, seed_from
 from cmrclip.errors import DataError
 from cmrclip.ingest.store import StudyStore
 
@@ -139,8 +139,7 @@ class PretrainDataset(torch.utils.data.Dataset):
             for spec in specs:
                 frames = np.asarray(spec.frames)
                 if self.temporal_jitter is not None:
-                    self.temporal_jitter.randomize(rng)
-                    frames = self.temporal_jitter(frames, study.views[spec.view].n_frames)
+                    frames = seed_from(self.temporal_jitter, rng)(frames, study.views[spec.view].n_frames)
                 clips.append(study.read_clip(spec.view, spec.slice_index, frames))
         videos = [self.transform.apply(clip, rng) for clip in clips]
         video = videos[0] if self.clips_per_study == 1 else torch.stack(videos)

@@ -112,6 +112,10 @@ class _Service:
             from cmrclip.serve.explain import explain_study
 
             body["clips"] = [clip.to_dict(with_gif=True) for clip in explain_study(self.model, study)]
+            if study.segmentation is not None:
+                from cmrclip.serve.volumes import slice_overlays
+
+                body["contours"] = slice_overlays(study.segmentation)
         return body
 
 
@@ -140,7 +144,9 @@ def _add_routes(app: FastAPI, service: _Service, token: str | None) -> None:
     @app.post("/v1/predict", summary="Predict LVEF and the conditions for one study.", openapi_extra=_UPLOAD_BODY)
     async def predict(
         request: Request,
-        explain: Annotated[bool, Query(description="Also return each clip's cine with its attention overlay.")] = False,
+        explain: Annotated[
+            bool, Query(description="Also return each clip's cine with its attention overlay (and the contours).")
+        ] = False,
         view: Annotated[NiftiView, Query(description="View of an uploaded NIfTI cine (NIfTI does not say).")] = "SAX",
         name: Annotated[
             str | None, Query(max_length=500, description="The upload's name (e.g. its file name), echoed as 'input'.")
@@ -179,6 +185,7 @@ def create_app(
     limits: UploadLimits | None = None,
     work_root: Path | None = None,
     max_concurrent: int = 1,
+    segmenter_path: Path | None = None,
 ) -> FastAPI:
     """Build the FastAPI app.
 
@@ -189,6 +196,8 @@ def create_app(
         limits: upload limits (sizes, number of files, archive expansion).
         work_root: where per-request temporary folders are made (the system's temporary folder by default).
         max_concurrent: studies processed at the same time (bounds memory); others wait.
+        segmenter_path: a segmentation model loaded with ``model_path``: predictions then show the volumetric LVEF,
+            the volumes and, with ``explain``, the contours of every SAX slice.
 
     Returns:
         The app; run it with uvicorn. OpenAPI schema at ``/openapi.json``, a local docs page at ``/docs``.
@@ -196,7 +205,7 @@ def create_app(
     if model is None and model_path is not None:
         from cmrclip.serve.predict import load_model
 
-        model = load_model(model_path)
+        model = load_model(model_path, segmenter=segmenter_path)
     service = _Service(model, limits or UploadLimits(), work_root, max_concurrent)
     app = FastAPI(
         title="cmrclip",

@@ -1,10 +1,12 @@
-"""Fixtures of the serve tests: a tiny randomly initialised study-model bundle and a small phantom study store."""
+"""Fixtures of the serve tests: a tiny randomly initialised study-model bundle, a small phantom study store and a
+stand-in segmenter."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from cmrclip.conditions import condition_keys
 from cmrclip.ingest.store import StudyRecord, StudyStore, ViewData
@@ -161,3 +163,20 @@ def make_phantom_view():
 def phantom_zip() -> bytes:
     """The phantom DICOM study as zip bytes."""
     return phantom_dicom_zip()
+
+
+class _BrightIsLv(nn.Module):
+    """Logits of a stand-in segmenter: the bright pixels of the centre slice are LV cavity (a blood pool)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centre = x[:, x.shape[1] // 2]
+        lv = 40 * (centre - 0.6)
+        return torch.stack([torch.zeros_like(lv), lv, torch.full_like(lv, -10), torch.full_like(lv, -10)], dim=1)
+
+
+@pytest.fixture(scope="session")
+def threshold_segmenter():
+    """A fixed intensity-threshold 'segmenter' (not a trained network): LV cavity where the image is bright."""
+    from cmrclip.segment import Segmenter, SegModelConfig
+
+    return Segmenter(_BrightIsLv(), SegModelConfig(roi_px=64, tta_flips=False), {"note": "threshold stand-in"})

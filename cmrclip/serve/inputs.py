@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +27,9 @@ from cmrclip.data.bags import ClipRef, frame_indices, plan_bag
 from cmrclip.errors import DataError
 from cmrclip.ingest.store import StudyFile, StudyStore
 from cmrclip.models.recipe import InputRecipe, clip_transform
+
+if TYPE_CHECKING:
+    from cmrclip.segment import SegmentationResult
 
 __all__ = ["VIEWS", "Study", "geometry_warnings", "load_study", "open_source", "study_files"]
 
@@ -46,6 +50,7 @@ class Study:
         refs: view and slice of each clip.
         views: the views the study has.
         warnings: human-readable warnings (missing views, unusual geometry).
+        segmentation: masks and volumes of the SAX stack, when the model has a segmenter.
     """
 
     study_key: str
@@ -54,6 +59,7 @@ class Study:
     refs: list[ClipRef]
     views: list[str]
     warnings: list[str] = field(default_factory=list)
+    segmentation: SegmentationResult | None = None
 
 
 def geometry_warnings(study: StudyFile) -> list[str]:

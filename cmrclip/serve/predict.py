@@ -3,6 +3,8 @@
 A prediction holds LVEF with a split-conformal interval, each condition's calibrated probability and a yes/no at the
 bundle's threshold, the views and clips used (with each clip's MIL weight), and warnings: missing views, unusual
 geometry, and input unlike the training studies (embedding distance to the bundle's reference embeddings).
+With a segmenter (``load_model(..., segmenter=SEG.pt)``) it also holds the volumetric LVEF, EDV, ESV, SV and LV mass
+from contours (:mod:`cmrclip.serve.volumes`), and warns when the two LVEFs disagree.
 Calibration (Platt scaling per condition) and the conformal interval are fitted at load time from the bundle's
 ``calibration`` block, by the functions of :mod:`cmrclip.evaluate`.
 """
@@ -14,7 +16,7 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,6 +30,10 @@ from cmrclip.models.text import tokenize
 from cmrclip.progress import ProgressFn, null_progress
 from cmrclip.serve.bundle_io import ModelParts, read_parts
 from cmrclip.serve.inputs import Study, load_study, open_source, study_files
+from cmrclip.serve.volumes import LVEF_MARGIN_POINTS, volumes_block
+
+if TYPE_CHECKING:
+    from cmrclip.segment import Segmenter
 
 __all__ = [
     "ConditionPrediction",
@@ -85,6 +91,7 @@ class StudyPrediction:
     warnings: list[str] = field(default_factory=list)
     ood_distance: float | None = None
     input: str | None = None
+    volumes: dict[str, Any] | None = None
 
     @property
     def n_clips(self) -> int:
@@ -104,6 +111,7 @@ class StudyPrediction:
             "clips": self.clips,
             "warnings": self.warnings,
             "ood_distance": self.ood_distance,
+            "volumes": self.volumes,
         }
 
     def to_row(self) -> dict[str, Any]:
@@ -111,6 +119,8 @@ class StudyPrediction:
         row: dict[str, Any] = {"study_key": self.study_key}
         if self.lvef is not None:
             row |= {"lvef_pred": self.lvef.value, "lvef_lower": self.lvef.lower, "lvef_upper": self.lvef.upper}
+        if self.volumes is not None:
+            row["lvef_volumetric"] = self.volumes["lvef"]
         row |= {f"{c.key}_score": c.probability for c in self.conditions}
         return row
 
@@ -133,9 +143,16 @@ class Model:
     Build it with :func:`load_model`.
     """
 
-    def __init__(self, parts: ModelParts, salt: str | None = None) -> None:
+    def __init__(
+        self,
+        parts: ModelParts,
+        salt: str | None = None,
+        segmenter: Segmenter | None = None,
+        lvef_margin: float = LVEF_MARGIN_POINTS,
+    ) -> None:
         self.parts = parts
         self.salt = salt
+        self.segmenter, self.lvef_margin = segmenter, lvef_margin
         self.network = parts.network.eval()
         self.device = next(self.network.parameters()).device
         names = {c.key: c.name for c in load_conditions()}
@@ -147,7 +164,18 @@ class Model:
         if isinstance(source, Study):
             return source
         with open_source(source, work_dir, self.salt) as study_file:
-            return load_study(study_file, self.parts.recipe)
+            return self._read(study_file)
+
+    def _read(self, study_file: StudyFile) -> Study:
+        study = load_study(study_file, self.parts.recipe)
+        if self.segmenter is not None:
+            from cmrclip.segment import segment_study
+
+            try:
+                study.segmentation = segment_study(self.segmenter, study_file)
+            except DataError as exc:
+                study.warnings.append(f"no volumes: {exc}")
+        return study
 
     @torch.no_grad()
     def _forward(self, study: Study) -> Any:
@@ -183,7 +211,13 @@ class Model:
         embedding = _study_embedding(out)
         distance, ood_warning = self.parts.ood_check(embedding)
         warnings = study.warnings + ([ood_warning] if ood_warning else []) + self.parts.calibration_warnings
-        return StudyPrediction(study.study_key, lvef, conditions, study.views, clips, warnings, distance, given)
+        volumes = None
+        if study.segmentation is not None:
+            volumes, more = volumes_block(study.segmentation, lvef.value if lvef else None, self.lvef_margin)
+            warnings += more
+        return StudyPrediction(
+            study.study_key, lvef, conditions, study.views, clips, warnings, distance, given, volumes=volumes
+        )
 
     def embed(self, study: StudyLike) -> np.ndarray:
         """The study's embedding: its clip embeddings weighted by MIL attention, L2-normalised; shape (E,)."""
@@ -243,7 +277,7 @@ class Model:
     def _predict_file(self, path: Path, given: str) -> StudyPrediction | PredictionFault:
         try:
             with StudyFile(path) as study_file:
-                study = load_study(study_file, self.parts.recipe)
+                study = self._read(study_file)
             return replace(self.predict(study), input=given)
         except CmrclipError as exc:
             return PredictionFault(given, f"study {path.stem}: {exc}")
@@ -255,7 +289,13 @@ def _study_embedding(out: Any) -> np.ndarray:
 
 
 def load_model(
-    path: Path | str, *, device: str = "cpu", clip_path: Path | str | None = None, salt: str | None = None
+    path: Path | str,
+    *,
+    device: str = "cpu",
+    clip_path: Path | str | None = None,
+    salt: str | None = None,
+    segmenter: Segmenter | Path | str | None = None,
+    lvef_margin: float = LVEF_MARGIN_POINTS,
 ) -> Model:
     """Load a study-model bundle (``OUT/model.pt`` written by fine-tuning) for prediction.
 
@@ -265,12 +305,20 @@ def load_model(
         clip_path: optional CLIP checkpoint (``OUT/clip.pt``) for :meth:`Model.zeroshot`.
         salt: salt of the study keys given to newly ingested studies (use the store's salt to match its keys;
             a random one by default).
+        segmenter: a segmentation model (``cmrclip train-seg``'s file, or loaded): predictions then hold the
+            volumetric LVEF and volumes, and a warning when the two LVEFs disagree by more than ``lvef_margin``.
+        lvef_margin: percentage points (:data:`cmrclip.serve.volumes.LVEF_MARGIN_POINTS`).
 
     Raises:
-        CheckpointError: if the file is missing, is not a study-model bundle, or its weights do not fit.
+        CheckpointError: if a file is missing, is not a study-model bundle (or segmenter), or its weights do not fit.
     """
     clip = None if clip_path is None else Path(clip_path)
-    return Model(read_parts(Path(path), device=device, clip_path=clip), salt=salt)
+    if isinstance(segmenter, Path | str):
+        from cmrclip.segment import load_segmenter
+
+        segmenter = load_segmenter(segmenter)
+    parts = read_parts(Path(path), device=device, clip_path=clip)
+    return Model(parts, salt=salt, segmenter=segmenter, lvef_margin=lvef_margin)
 
 
 def write_predictions(

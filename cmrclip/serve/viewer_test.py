@@ -1,5 +1,5 @@
 """The viewer in real headless Chromium (Debian's ``chromium``, driven by Playwright): upload a synthetic study's
-DICOM zip, see the results and overlays, no console errors.
+DICOM zip, see the results, overlays, volumes and contours (a stand-in threshold segmenter), no console errors.
 """
 
 import os
@@ -14,6 +14,8 @@ import uvicorn
 
 from cmrclip.conftest import chromium_options
 from cmrclip.serve.api import create_app
+from cmrclip.serve.predict import Model
+from cmrclip.serve.volumes import LVEF_MARGIN_POINTS
 
 # set CMRCLIP_VIEWER_SCREENSHOT=docs/images/viewer.png to refresh the README's picture
 SCREENSHOT = os.environ.get("CMRCLIP_VIEWER_SCREENSHOT")
@@ -26,9 +28,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server(tiny_model, tmp_path):
+def server(tiny_model, threshold_segmenter, tmp_path):
     work_root = tmp_path / "requests"
-    app = create_app(model=tiny_model, work_root=work_root)
+    app = create_app(model=Model(tiny_model.parts, segmenter=threshold_segmenter), work_root=work_root)
     port = _free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     srv = uvicorn.Server(config)
@@ -77,7 +79,7 @@ def test_viewer_shows_a_synthetic_study_with_overlays(server, synthetic_study, t
         page.goto(url + "/")
         page.set_input_files("#study-file", str(study))
         page.click("#submit")
-        page.wait_for_selector("#results:not([hidden])", timeout=60_000)
+        page.wait_for_selector("#results:not([hidden])", timeout=120_000)
         assert page.text_content("#lvef-value").endswith("%")
         assert "90 % interval" in page.text_content("#lvef-interval")
         assert page.locator("#conditions tbody tr").count() == 39
@@ -91,6 +93,20 @@ def test_viewer_shows_a_synthetic_study_with_overlays(server, synthetic_study, t
         assert all(view in captions for view in ("SAX", "2CH", "3CH", "4CH"))
         sizes = page.eval_on_selector_all("#clips img", "imgs => imgs.map(i => i.complete && i.naturalWidth)")
         assert len(sizes) == 2 * n_clips and all(w > 0 for w in sizes)
+        # with a segmenter: the volumetric LVEF beside the regression, the volumes, and contours on every SAX slice
+        assert page.text_content("#lvef-volumetric").startswith("Volumetric (contours): ")
+        assert page.text_content("#lvef-volumetric").endswith(" %")
+        assert page.locator("#volumes tbody tr").count() == 9
+        assert "EDV" in page.text_content("#volumes") and " mL" in page.text_content("#volumes")
+        n_slices = page.locator("#contours .clip").count()
+        assert n_slices >= 5
+        sizes = page.eval_on_selector_all("#contours img", "imgs => imgs.map(i => i.complete && i.naturalWidth)")
+        assert len(sizes) == n_slices and all(w > 0 for w in sizes)
+        regression = float(page.text_content("#lvef-value").removesuffix(" %"))
+        volumetric = float(page.text_content("#lvef-volumetric").split(": ")[1].removesuffix(" %"))
+        assert page.is_visible("#lvef-disagreement") == (abs(regression - volumetric) > LVEF_MARGIN_POINTS)
+        if page.is_visible("#lvef-disagreement"):
+            assert "check the contours" in page.text_content("#lvef-disagreement")
         assert accession not in page.content()  # the page shows no identifier of the study
         page.screenshot(path=SCREENSHOT or str(tmp_path / "viewer.png"), full_page=True)
         # an unacceptable upload is shown as an error, and the page keeps working

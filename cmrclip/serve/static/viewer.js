@@ -1,6 +1,7 @@
 "use strict";
-// The cmrclip viewer: upload one study, show LVEF with its interval, the clips with attention overlays, and the
-// conditions ranked. Everything is local; no external resources.
+// The cmrclip viewer: upload one study, show LVEF with its interval (and, with a segmenter, the volumetric LVEF,
+// the volumes and the contours of every SAX slice), the clips with attention overlays, and the conditions ranked.
+// Everything is local; no external resources.
 (function () {
   const $ = (id) => document.getElementById(id);
 
@@ -27,6 +28,50 @@
     const pct = Math.round(lvef.coverage * 100);
     $("lvef-interval").textContent =
       pct + " % interval: " + lvef.lower.toFixed(1) + " to " + lvef.upper.toFixed(1) + " %";
+  }
+
+  const VOLUME_ROWS = [
+    ["lvef", "LVEF (contours)", " %"],
+    ["edv_ml", "EDV", " mL"],
+    ["esv_ml", "ESV", " mL"],
+    ["sv_ml", "Stroke volume", " mL"],
+    ["lv_mass_g", "LV mass", " g"],
+    ["rvedv_ml", "RV EDV", " mL"],
+    ["rvesv_ml", "RV ESV", " mL"],
+    ["rvef", "RVEF", " %"],
+  ];
+
+  function renderVolumes(vol) {
+    $("volumes-card").hidden = !vol;
+    $("lvef-volumetric").hidden = !vol;
+    $("lvef-disagreement").hidden = !(vol && vol.lvef_disagreement);
+    if (!vol) return;
+    const shown = (v, unit) => (v === null || v === undefined ? "n/a" : v.toFixed(1) + unit);
+    $("lvef-volumetric").textContent = "Volumetric (contours): " + shown(vol.lvef, " %");
+    const rows = VOLUME_ROWS.map(([key, label, unit]) => {
+      const tr = document.createElement("tr");
+      tr.append(text("td", label), text("td", shown(vol[key], unit)));
+      return tr;
+    });
+    const frames = document.createElement("tr");
+    frames.append(text("td", "ED / ES frame"), text("td", vol.ed_frame + " / " + vol.es_frame));
+    $("volumes").querySelector("tbody").replaceChildren(...rows, frames);
+    if (vol.lvef_disagreement) {
+      $("lvef-disagreement").textContent =
+        "The two LVEFs differ by " + Math.abs(vol.lvef_difference).toFixed(1) + " points (more than " +
+        vol.lvef_margin + "): check the contours before trusting either.";
+    }
+  }
+
+  function renderContours(contours) {
+    $("contours-section").hidden = !(contours && contours.length);
+    const cards = (contours || []).map((c) => {
+      const card = document.createElement("div");
+      card.className = "clip";
+      card.append(text("div", "SAX slice " + c.slice_index), image(c.overlay_gif, "contours of slice " + c.slice_index));
+      return card;
+    });
+    $("contours").replaceChildren(...cards);
   }
 
   function renderStudy(pred) {
@@ -98,6 +143,8 @@
         return;
       }
       renderLvef(body.prediction.lvef);
+      renderVolumes(body.prediction.volumes);
+      renderContours(body.contours);
       renderStudy(body.prediction);
       renderConditions(body.prediction.conditions);
       renderClips(body.clips);
