@@ -6,7 +6,9 @@ Usage (from the repository root; cohort, store, pretraining and finished grid ce
 
 ``--pretrain DIR`` reuses a finished ``cmrclip pretrain`` folder; ``--prompt-prior`` starts every init's condition
 logits from the zero-shot prompt classifier of that pretraining's text tower (``head.prompt_prior``); ``--mode
-linear`` keeps the projection frozen too. The grid goes to WORK/grid[_prior][_linear]. Prints the grid's test
+linear`` keeps the projection frozen too. The store's one patient-level split is written before pretraining (test
+share ``--test-share``): pretraining reads only its train split, zero-shot and every grid cell score its test split.
+The grid goes to WORK/grid[_prior][_linear]. Prints the grid's test
 metrics (mean over seeds, per init and label fraction), then the zero-shot numbers beside a random video tower's.
 """
 
@@ -22,8 +24,10 @@ from _store import make_store
 
 from cmrclip.conditions import load_conditions
 from cmrclip.config import load_config
+from cmrclip.data.store_split import ensure_split
 from cmrclip.evaluate.plots import plot_data_efficiency
 from cmrclip.evaluate.training import headline_scores
+from cmrclip.ingest.store import StudyStore
 from cmrclip.train.experiment import ExperimentConfig, run_experiment
 from cmrclip.train.pretrain import PretrainConfig, pretrain
 from cmrclip.train.zeroshot import ZeroshotConfig, run_zeroshot
@@ -41,7 +45,7 @@ def make_encoder(out: Path, store: Path, steps: int) -> Path:
 
 def grid_name(args: argparse.Namespace) -> str:
     """grid, grid_prior, grid_linear or grid_prior_linear."""
-    return "grid" + ("_prior" if args.prompt_prior else "") + ("" if args.mode == "finetune" else f"_{args.mode}")
+    return "grid" + ("_prior" if args.prompt_prior else "") + ("" if args.mode == "projection" else f"_{args.mode}")
 
 
 def run_grid(work: Path, store: Path, pre: Path, args: argparse.Namespace) -> None:
@@ -65,7 +69,8 @@ def run_grid(work: Path, store: Path, pre: Path, args: argparse.Namespace) -> No
     for metric in ("macro_auroc", "lvef_mae"):
         rows = result.table[result.table["metric"] == metric]
         plot_data_efficiency(rows, result.out_dir / f"data_efficiency_{metric}.png", metric_label=metric)
-        summary = rows.groupby(["init", "fraction"])[["value", "lower", "upper", "n_train"]].mean().unstack(0)
+        cols = ["value", "lower", "upper", "n_train", "n_labelled"]
+        summary = rows.groupby(["init", "fraction"])[cols].mean().unstack(0)
         print(f"\n{metric} (mean over seeds; lower/upper: mean bootstrap 95 % CI of the test set)")
         print(summary.round(3).to_string())
 
@@ -95,11 +100,12 @@ def main() -> None:
     parser.add_argument("--fractions", default=None, help="label fractions, e.g. [0.05,0.1,1.0]")
     parser.add_argument("--pretrain", type=Path, default=None, help="a finished pretraining folder to reuse")
     parser.add_argument("--prompt-prior", action="store_true", help="condition logits start from the prompts")
-    parser.add_argument("--mode", choices=["linear", "finetune"], default="finetune", help="what trains (heads.py)")
+    parser.add_argument("--mode", choices=["linear", "projection"], default="projection", help="what trains (heads.py)")
     parser.add_argument("--skip-zeroshot", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     store = make_store(args.work, args.studies)
+    ensure_split(StudyStore(store), val=0.15, test=args.test_share)  # once, before anything trains
     pre = args.pretrain or make_encoder(args.work / "pretrain", store, args.steps)
     run_grid(args.work, store, pre, args)
     if not args.skip_zeroshot:

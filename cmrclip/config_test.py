@@ -49,3 +49,23 @@ def test_save_config_writes_version_and_seed(tmp_path):
     assert body["seed"] == 7
     assert body["config"]["mode"] == "linear"
     assert body["cmrclip_version"]
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "packaged"),
+    [
+        ("cmrclip.synth.cohort", "SynthConfig", "synth.yaml"),
+        ("cmrclip.ingest.pipeline", "IngestConfig", "ingest.yaml"),
+        ("cmrclip.text.tokenizer", "TokenizerConfig", "tokenizer.yaml"),
+        ("cmrclip.train.pretrain", "PretrainConfig", "pretrain.yaml"),
+        ("cmrclip.train.finetune", "FinetuneConfig", "finetune.yaml"),
+        ("cmrclip.train.experiment", "ExperimentConfig", "experiment.yaml"),
+        ("cmrclip.evaluate.evaluation", "EvaluateConfig", "evaluate.yaml"),
+    ],
+)
+def test_python_defaults_equal_the_packaged_yaml(module, name, packaged):
+    """One source of defaults: a job's config class built in Python equals the packaged YAML the CLI loads."""
+    import importlib
+
+    schema = getattr(importlib.import_module(module), name)
+    assert schema().model_dump(mode="json") == load_config(schema, defaults=packaged).model_dump(mode="json")

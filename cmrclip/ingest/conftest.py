@@ -15,7 +15,7 @@ from cmrclip.ingest.scan import FileRef, Header
 
 MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 LONG_AXIS = np.array([0.6, -0.5, -0.6]) / np.linalg.norm([0.6, -0.5, -0.6])  # base -> apex, LPS
-ROTATION = {"4CH": 63.0, "2CH": 148.0, "3CH": 168.0}  # near configs/views.yaml
+ROTATION = {"4CH": 162.0, "2CH": 66.0, "3CH": 86.0}  # near configs/views.yaml
 DESCRIPTIONS = {"SAX": "SAX_FIESTA_BH", "4CH": "CINE_segmented_LAX_4Ch", "2CH": "cine 2ch", "3CH": "3CH LVOT cine"}
 
 

@@ -88,3 +88,20 @@ def test_acdc_volumes_with_spacing(shared_data, tmp_path):
     assert ed.pixel_spacing_mm == pytest.approx((1.0, 1.0)) and ed.slice_thickness_mm == pytest.approx(10.0)
     along = ed.positions_mm @ np.cross(ed.orientation[:3], ed.orientation[3:])
     np.testing.assert_allclose(np.diff(along), 10.0, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("sax", "lax"),
+    [
+        ("mnms2_subject001/001_SA_ED.nii.gz", "mnms2_subject001/001_LA_CINE.nii.gz"),
+        ("cinema_examples/mnms2/sax_ed.nii.gz", "cinema_examples/mnms2/lax_4c_ed.nii.gz"),
+    ],
+)
+def test_real_four_chamber_cines_are_4ch_by_geometry_alone(shared_data, sax, lax):
+    """The view angles are fitted on real long-axis cines: without a description, a real 4CH is called 4CH."""
+    from cmrclip.ingest.views import SeriesPlane, identify_views
+
+    planes = [read_nifti(FileRef(name, shared_data / name, None)) for name in (sax, lax)]
+    series = [SeriesPlane("", v.orientation, len(v.positions_mm)) for v in planes]
+    decisions = identify_views(series)
+    assert [d.view for d in decisions] == ["SAX", "4CH"] and decisions[1].source == "geometry"

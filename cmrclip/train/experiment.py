@@ -26,7 +26,7 @@ from cmrclip.config import StrictModel, save_config
 from cmrclip.data.splits import DEFAULT_FRACTIONS
 from cmrclip.errors import ConfigError
 from cmrclip.models.convert import load_video_encoder, save_video_encoder
-from cmrclip.models.heads import Mode
+from cmrclip.models.heads import HeadConfig, Mode
 from cmrclip.models.registry import build_video_encoder
 from cmrclip.progress import ProgressFn, null_progress
 from cmrclip.train.finetune import FinetuneConfig, run_finetune
@@ -53,12 +53,17 @@ class InitSpec(StrictModel):
 
 
 class ExperimentConfig(StrictModel):
-    """The grid and the fine-tuning settings shared by its cells (``configs/experiment.yaml``)."""
+    """The grid and the fine-tuning settings shared by its cells; the defaults equal ``configs/experiment.yaml``."""
 
     out_dir: str = "runs/data_efficiency"
-    finetune: FinetuneConfig = FinetuneConfig()
-    inits: tuple[InitSpec, ...] = (InitSpec(name="random", random_init=True),)
-    fractions: tuple[float, ...] = DEFAULT_FRACTIONS
+    finetune: FinetuneConfig = FinetuneConfig(
+        clip_path="runs/pretrain/clip.pt", head=HeadConfig(hidden=128, attention_dim=64)
+    )
+    inits: tuple[InitSpec, ...] = (
+        InitSpec(name="pretrained", mode="linear", encoder_path="runs/pretrain/encoder.pt", prompt_prior=True),
+        InitSpec(name="random", mode="linear", random_init=True, prompt_prior=False),
+    )
+    fractions: tuple[float, ...] = DEFAULT_FRACTIONS[1:]
     seeds: tuple[int, ...] = (0, 1, 2)
 
 

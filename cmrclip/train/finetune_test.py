@@ -248,3 +248,28 @@ def test_finetuning_learns_lvef_and_an_easy_condition(learning, mutation, monkey
     pred = _learning_run(root, store, "mutated" if mutation else "run", cache)
     expected = mutation is None
     assert learned(pred, control, manifest) == {"lvef": expected, "hcm": expected}, _errors(pred, manifest)
+
+
+@pytest.mark.parametrize("normalization", ["unit", "legacy"])
+def test_the_bundles_recipe_round_trips_through_predict(tmp_path, toy, normalization):
+    """`predict` rebuilds fine-tuning's inputs from the bundle alone: same clips, same outputs (<= 1e-5)."""
+    import torch
+
+    from cmrclip.serve.predict import load_model
+
+    store, _ = toy
+    over = {"input_size": [16, 32, 32], "embed_dim": 32, "proj_dim": 64, "normalization": normalization}
+    save_video_encoder(build_video_encoder("tiny", seed=2, overrides=over), tmp_path / "encoder.pt")
+    bags = {"views": ["SAX"], "sax_every": 3, "sax_drop_extremes": False}  # not the default bag
+    result = run_finetune(_cfg(tmp_path, store, tmp_path / "encoder.pt", mode="linear", epochs=1, bags=bags))
+    expected = pd.read_csv(result.out_dir / "predictions_test.csv")
+    model = load_model(result.bundle)
+    assert model.parts.recipe.normalization == normalization and model.parts.recipe.bags.views == ("SAX",)
+    for row in expected.to_dict(orient="records"):
+        study = model.load_study(f"{store.root}#{row['study_key']}")
+        assert {r.view for r in study.refs} == {"SAX"} and len(study.refs) == 2  # slices 0 and 3 of 6
+        pred = model.predict(study)
+        with torch.no_grad():
+            out = model.network(torch.ones(1, len(study.refs), dtype=torch.bool), clips=study.clips[None])
+        assert abs(pred.lvef.value - row["lvef_pred"]) <= 1e-5
+        assert abs(float(torch.sigmoid(out.logits[0, 0])) - row[f"{HCM}_score"]) <= 1e-5

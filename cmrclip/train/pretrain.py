@@ -78,23 +78,25 @@ class DataSection(StrictModel):
 
     n_frames: int = 16
     size: tuple[int, int] | None = None  # clip rows, cols; None: the video preset's input size
-    views: list[str] | None = None
+    views: list[str] | None = ["SAX"]  # noqa: RUF012 (pydantic copies defaults)
     drop_sax_ends: bool = True
     clips_per_study: int = Field(1, ge=1)
     """Clips drawn per study per step (distinct views first, then more SAX slices); the study's embedding is the
     mean of theirs, in training and in the held-out retrieval. 1: one random clip, as the original."""
     num_workers: int = 1
     augment: AugmentConfig = AugmentConfig()
-    text_sampler: TextSamplerConfig | None = TextSamplerConfig()  # None: the whole report, always
+    text_sampler: TextSamplerConfig | None = TextSamplerConfig(
+        sections=("impression", "findings"), max_sentences=6, deterministic=True
+    )  # None: the whole report, always
     shuffle_reports: bool = False  # control experiment: pair training clips with other studies' reports
 
 
 class TrainSection(StrictModel):
     """Loop settings (``steps`` and ``checkpoint_every`` count optimizer steps)."""
 
-    batch_size: int = 32
+    batch_size: int = 64
     accum_steps: int = 1
-    steps: int = 200
+    steps: int = 150
     checkpoint_every: int = 50
     eval_batch_size: int = 64
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -104,7 +106,7 @@ class TrainSection(StrictModel):
 
 
 class PretrainConfig(StrictModel):
-    """Everything ``cmrclip pretrain`` needs; defaults in ``cmrclip/configs/pretrain.yaml``."""
+    """Everything ``cmrclip pretrain`` needs; the defaults equal ``cmrclip/configs/pretrain.yaml`` (tested)."""
 
     store_root: str | None = None
     seed: int = 0
@@ -115,7 +117,7 @@ class PretrainConfig(StrictModel):
     model: ModelSection = ModelSection()
     data: DataSection = DataSection()
     train: TrainSection = TrainSection()
-    optim: OptimConfig = OptimConfig()
+    optim: OptimConfig = OptimConfig(warmup_steps=10)
 
 
 @dataclass
