@@ -31,7 +31,7 @@ from monai.metrics import compute_dice
 from monai.networks.utils import one_hot
 
 from cmrclip.config import load_config
-from cmrclip.segment import SaxStack, Segmenter, save_segmenter, segment_study
+from cmrclip.segment import SaxStack, Segmenter, load_segmenter, save_segmenter, segment_study
 from cmrclip.segment.data import LabelledStack, load_acdc_pack, load_mnms2_sax
 from cmrclip.segment.train import TrainSegConfig, train_segmenter, training_stacks
 from cmrclip.serve.inputs import open_source
@@ -77,6 +77,27 @@ def sunnybrook_rows(seg: Segmenter, tars: list[Path], lvef_file: Path | None) ->
         rows.append({"subject": subject, "set": "sunnybrook", "lvef_true": truth.get(subject), "lvef_pred": v.lvef,
                      "edv_ml": v.edv_ml, "esv_ml": v.esv_ml, "ed_frame": v.ed_frame, "es_frame": v.es_frame,
                      "seconds": round(seconds, 2), "shape": "x".join(map(str, result.masks.shape))})  # fmt: skip
+    return rows
+
+
+def cine_rows(seg: Segmenter, cine_dir: Path, subjects: list[str]) -> list[dict]:
+    """ACDC real cines of held-out patients: ED/ES found from the volume curve vs Info.cfg, LVEF on the cine slices."""
+    import nibabel as nib
+
+    with (cine_dir / "cines.csv").open() as fh:
+        table = {r["patient"]: r for r in csv.DictReader(fh)}
+    rows = []
+    for subject in [s for s in subjects if s in table]:
+        img = nib.load(str(cine_dir / subject / f"{subject}_4d.nii.gz"))
+        pixels = np.transpose(np.asarray(img.dataobj, dtype=np.float32), (2, 3, 1, 0))  # x y z t -> z t y x
+        zooms = img.header.get_zooms()
+        v = segment_study(
+            seg, SaxStack(pixels, (float(zooms[1]), float(zooms[0])), None, None, float(zooms[2]))
+        ).volumes
+        t = table[subject]
+        rows.append({"subject": subject, "set": "acdc_cine", "lvef_true": float(t["LVEF_on_cine_slices_pct"]),
+                     "lvef_pred": v.lvef, "ed_true": int(t["ED"]) - 1, "es_true": int(t["ES"]) - 1,
+                     "ed_frame": v.ed_frame, "es_frame": v.es_frame, "frames": pixels.shape[1]})  # fmt: skip
     return rows
 
 
@@ -144,8 +165,14 @@ def run(args: argparse.Namespace) -> dict:
         test_sets = [(k, [s for s in train if fold_of[s.subject] == k], []) for k in wanted]
         test_sets = [(k, test, [s.subject for s in test]) for k, test, _ in test_sets]
     for k, test, exclude in test_sets:
-        seg = _train(args, exclude)
-        save_segmenter(seg, args.out / f"segmenter_fold{k}.pt")  # local only: ACDC-derived, never committed
+        if args.reuse:  # a model this benchmark trained earlier for the same fold
+            seg = load_segmenter(args.reuse / f"segmenter_fold{k}.pt")
+        else:
+            seg = _train(args, exclude)
+            save_segmenter(seg, args.out / f"segmenter_fold{k}.pt")  # local only: ACDC-derived, never committed
+        seg.config = seg.config.model_copy(update={"tta_flips": args.tta})
+        if args.acdc_cine:
+            rows += [{**r, "fold": k} for r in cine_rows(seg, args.acdc_cine, [s.subject for s in test])]
         models.append(seg.info)
         folds.append(k)
         for stack in test:
@@ -155,7 +182,11 @@ def run(args: argparse.Namespace) -> dict:
             mnms = [load_mnms2_sax(d, lvef=args.mnms2_lvef) for d in args.mnms2]
             rows += [{**evaluate_stack(seg, stack), "set": "mnms2", "fold": k} for stack in mnms]
             timing = time_study(seg, args.sunnybrook[0]) if args.sunnybrook else {}
-    metrics = {s: _summary(rows, s) for s in ("acdc", "sunnybrook", "mnms2")}
+    metrics = {s: _summary(rows, s) for s in ("acdc", "sunnybrook", "mnms2", "acdc_cine")}
+    cine = [r for r in rows if r["set"] == "acdc_cine"]
+    if cine:
+        metrics["acdc_cine"].update(ed_exact=sum(r["ed_frame"] == r["ed_true"] for r in cine),
+                                    es_within_1=sum(abs(r["es_frame"] - r["es_true"]) <= 1 for r in cine))  # fmt: skip
     metrics.update(folds_run=folds, folds_total=1 if args.test else args.folds, timing=timing, models=models)
     return {"metrics": metrics, "rows": rows}
 
@@ -168,6 +199,9 @@ def main() -> None:
     p.add_argument("--sunnybrook-lvef", type=Path, default=None, help="summary.json or CSV subject,lvef")
     p.add_argument("--mnms2", type=Path, action="append", default=[], help="M&Ms-2 subject folder (NIfTI)")
     p.add_argument("--mnms2-lvef", type=float, default=64.1, help="reference LVEF of the M&Ms-2 subject")
+    p.add_argument("--acdc-cine", type=Path, default=None, help="acdc_cine folder: ED/ES detection on real cines")
+    p.add_argument("--reuse", type=Path, default=None, help="load OUT/segmenter_fold{k}.pt of an earlier run")
+    p.add_argument("--tta", action="store_true", help="average over flips at inference")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--only-folds", type=int, nargs="*", default=None, help="run only these folds (time)")
     p.add_argument("--steps", type=int, default=600)
@@ -185,6 +219,7 @@ def main() -> None:
     (args.out / "metrics.json").write_text(json.dumps(result["metrics"], indent=1, default=str))
     cols = ["subject", "set", "fold", "group", "lvef_true", "lvef_pred", "dice_lv", "dice_myo", "dice_rv"]
     cols += [f"dice_{n}_{p}" for p in ("ed", "es") for n in NAMES] + ["edv_ml", "esv_ml", "ed_frame", "es_frame"]
+    cols += ["ed_true", "es_true", "frames", "seconds"]
     with (args.out / "predictions.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, cols, extrasaction="ignore")
         writer.writeheader()

@@ -60,10 +60,13 @@ class TrainSegConfig(StrictModel):
     weight_decay: float = 1e-4
     seed: int = 0
     threads: int = 2
+    rotate_deg: float = 180.0
+    scale_range: float = 0.3
+    intensity_prob: float = 1.0
     model: SegModelConfig = SegModelConfig()
 
 
-def _augment_spatial(keys: list[str], roi: int) -> list:
+def _augment_spatial(keys: list[str], roi: int, rotate_deg: float, scale_range: float) -> list:
     """Crop a 1.5x ROI around foreground or background, then rotate/scale/shear it into the ROI, then flip."""
     big = (roi * 3) // 2
     return [
@@ -73,8 +76,8 @@ def _augment_spatial(keys: list[str], roi: int) -> list:
             keys,
             prob=1.0,
             spatial_size=(roi, roi),
-            rotate_range=math.pi,
-            scale_range=(0.3, 0.3),
+            rotate_range=math.radians(rotate_deg),
+            scale_range=(scale_range, scale_range),
             shear_range=(0.1, 0.1),
             mode=("bilinear", "nearest"),
             padding_mode="zeros",
@@ -84,17 +87,19 @@ def _augment_spatial(keys: list[str], roi: int) -> list:
     ]
 
 
-def augmentation(cfg: SegModelConfig) -> Compose:
+def augmentation(cfg: TrainSegConfig) -> Compose:
     """The training transform of one normalised ``{"image": [C, H, W], "label": [1, H, W]}`` sample."""
+    p = cfg.intensity_prob
     intensity = [
-        RandBiasFieldd("image", prob=0.3, coeff_range=(0.0, 0.3)),
-        RandAdjustContrastd("image", prob=0.5, gamma=(0.6, 1.8)),
-        RandScaleIntensityd("image", factors=0.2, prob=0.5),
-        RandShiftIntensityd("image", offsets=0.1, prob=0.5),
-        RandGaussianSmoothd("image", prob=0.2, sigma_x=(0.3, 1.0), sigma_y=(0.3, 1.0)),
-        RandGaussianNoised("image", prob=0.3, std=0.05),
+        RandBiasFieldd("image", prob=0.3 * p, coeff_range=(0.0, 0.3)),
+        RandAdjustContrastd("image", prob=0.5 * p, gamma=(0.6, 1.8)),
+        RandScaleIntensityd("image", factors=0.2, prob=0.5 * p),
+        RandShiftIntensityd("image", offsets=0.1, prob=0.5 * p),
+        RandGaussianSmoothd("image", prob=0.2 * p, sigma_x=(0.3, 1.0), sigma_y=(0.3, 1.0)),
+        RandGaussianNoised("image", prob=0.3 * p, std=0.05),
     ]
-    return Compose([*_augment_spatial(["image", "label"], cfg.roi_px), *intensity])
+    spatial = _augment_spatial(["image", "label"], cfg.model.roi_px, cfg.rotate_deg, cfg.scale_range)
+    return Compose([*spatial, *intensity])
 
 
 def slice_samples(stack: LabelledStack, cfg: SegModelConfig) -> list[dict[str, torch.Tensor]]:
@@ -132,7 +137,7 @@ def training_stacks(cfg: TrainSegConfig, progress: ProgressFn = null_progress) -
 
 
 def _loader(samples: list[dict], cfg: TrainSegConfig) -> DataLoader:
-    transform = augmentation(cfg.model)
+    transform = augmentation(cfg)
     transform.set_random_state(seed=cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     return DataLoader(Dataset(samples, transform), batch_size=cfg.batch_size, shuffle=True, generator=gen)

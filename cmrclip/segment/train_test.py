@@ -31,7 +31,7 @@ def test_slice_samples_are_2p5d_and_aligned():
     assert len(samples) == 6
     assert samples[0]["image"].shape == (3, 48, 48) and samples[0]["label"].shape == (1, 48, 48)
     assert float(samples[0]["image"].min()) >= 0 and float(samples[0]["image"].max()) <= 1
-    out = augmentation(TINY)(samples[0])
+    out = augmentation(TrainSegConfig(model=TINY))(samples[0])
     out = out[0] if isinstance(out, list) else out
     assert out["image"].shape == (3, 32, 32) and set(np.unique(out["label"])) <= {0, 1, 2, 3}
 
