@@ -1,0 +1,147 @@
+"""A realistic cohort: real hearts moved through a whole cardiac cycle, restyled, written like the analytic cohort.
+
+For each real heart (:mod:`cmrclip.synth.hearts`) ED is registered to ES once (diffeomorphic demons on the label
+maps' signed distances plus the image, :mod:`cmrclip.synth.motion`), giving a velocity ``v``. A study then:
+
+1. draws a target LVEF in its group's range (:data:`GROUP_LVEF`) and the contraction scale ``s`` that reaches it
+   on the heart's own EF(s) curve (the warp ``exp(s v)`` is a diffeomorphism for every ``s``, so ``s`` > 1
+   extrapolates the real motion without folding);
+2. resamples the real ED image and its label fractions onto the site's grid (pixel size, matrix, a rotation of up
+   to 25 degrees, the heart off-centre by up to ~15 mm), the velocity with them;
+3. warps them through ``n`` phases with the contraction curve (ES at 30-40 % of the cycle);
+4. restyles every frame (:mod:`cmrclip.synth.randomise`) and writes SAX DICOM with the site's conventions.
+
+The truth is exact for the study as written: volumes are the sums of the warped soft label fractions times the
+voxel volume (EDV at frame 0, ESV at the ES frame), LV mass is 1.05 g/mL times the ED myocardium; the written
+masks are their per-voxel argmax (``realistic_test.py`` checks that they give the same LVEF within a point).
+Conditions are the taxonomy keys of the heart's group (:data:`cmrclip.synth.hearts.GROUP_CONDITIONS`); reports
+come from :func:`cmrclip.synth.reports.write_report`. Studies are SAX only (no realistic long-axis views).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from cmrclip.conditions import condition_keys
+from cmrclip.errors import ConfigError
+from cmrclip.progress import ProgressFn, null_progress
+from cmrclip.synth.cohort import CohortSummary, ground_truth_row, write_tables
+from cmrclip.synth.hearts import GROUP_CONDITIONS, RealHeart, load_real_hearts
+from cmrclip.synth.identity import StudyPlan, plan_cohort
+from cmrclip.synth.realstudy import GROUP_LVEF, HeartMotion, RealisticStudy, heart_motion, make_real_study
+
+__all__ = [
+    "GROUP_CONDITIONS",
+    "GROUP_LVEF",
+    "HeartMotion",
+    "RealHeart",
+    "generate_realistic_cohort",
+    "heart_motion",
+    "load_real_hearts",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def _motions(hearts: Sequence[RealHeart], workers: int) -> list[HeartMotion]:
+    if workers == 1 or len(hearts) < 2:
+        return [heart_motion(h) for h in hearts]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        return list(pool.map(heart_motion, hearts))
+
+
+def _assign(plans: list[StudyPlan], n_hearts: int, seed: int) -> list[int]:
+    """Heart index of each study: patients cycle through a shuffled list of the hearts; visits keep the heart."""
+    order = np.random.default_rng([seed, 31]).permutation(n_hearts)
+    patients: dict[str, int] = {}
+    for plan in plans:
+        patients.setdefault(plan.patient.patient_id, len(patients))
+    return [int(order[patients[p.patient.patient_id] % n_hearts]) for p in plans]
+
+
+def _make_all(
+    jobs: list[tuple[StudyPlan, RealHeart, HeartMotion]], out_dir: Path, masks: bool, workers: int
+) -> Iterator[RealisticStudy]:
+    if workers == 1 or len(jobs) < 2:
+        yield from (make_real_study(*job, out_dir, masks) for job in jobs)
+        return
+    plans, hearts, motions = (list(x) for x in zip(*jobs, strict=True))
+    n = len(jobs)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        yield from pool.map(make_real_study, plans, hearts, motions, [out_dir] * n, [masks] * n)
+
+
+def generate_realistic_cohort(
+    out_dir: Path,
+    n_studies: int,
+    seed: int,
+    hearts: Sequence[RealHeart],
+    *,
+    masks: bool = False,
+    progress: ProgressFn = null_progress,
+    workers: int = 1,
+    sites: list[str] | None = None,
+    matrix: int | None = None,
+    phases: int | None = None,
+    repeat_fraction: float = 0.2,
+) -> CohortSummary:
+    """Write ``n_studies`` realistic SAX cine studies from ``hearts`` (and only them) in the analytic cohort's layout.
+
+    Same arguments, same bytes (for any ``workers``). ``dicom/<PatientID>/<Accession>/<series>/``, ``reports.jsonl``,
+    ``ground_truth.csv`` (lvef, lvedv_ml, lvesv_ml, lv_mass_g, rvef and the 39 condition columns) and, with
+    ``masks``, ``masks/<study_id>.npz`` (labels ``[S, F, H, W]`` with :class:`cmrclip.synth.anatomy.Tissue` values).
+
+    Args:
+        out_dir: output folder (created; must not hold a cohort).
+        n_studies: number of studies (>= 1).
+        seed: the only source of randomness.
+        hearts: real hearts with RV, myocardium and LV labels (:func:`cmrclip.synth.hearts.load_real_hearts`);
+            hearts without RV labels (Sunnybrook) are skipped, as the truth needs RVEF.
+        masks: also write the SAX label masks.
+        progress: ``progress("synth", done, total)`` after each study.
+        workers: processes (0 = one per CPU, at most 4).
+        sites: site keys (all when None).
+        matrix: cap the matrix size (tests use ~64-96 px).
+        phases: force this many cardiac phases.
+        repeat_fraction: fraction of patients with a second study (a rescan keeps the heart and its LVEF).
+
+    Raises:
+        ConfigError: for a bad count, no usable heart, or an ``out_dir`` that already holds a cohort.
+    """
+    if n_studies < 1:
+        raise ConfigError(f"--studies must be >= 1 (got {n_studies})")
+    usable = [h for h in hearts if h.has_rv and (h.label_ed == 2).any()]
+    if len(usable) < len(hearts):
+        logger.warning("skipping %d heart(s) without RV/myocardium labels", len(hearts) - len(usable))
+    if not usable:
+        raise ConfigError("no real heart with RV, myocardium and LV masks was given; pass ACDC or M&Ms sources")
+    out_dir = Path(out_dir)
+    if (out_dir / "dicom").is_dir() and any((out_dir / "dicom").iterdir()):
+        raise ConfigError(f"{out_dir} already holds a cohort (dicom/ is not empty); choose a new --out or delete it")
+    workers = min(4, os.cpu_count() or 1) if workers <= 0 else workers
+    keys = condition_keys()
+    plans = plan_cohort(n_studies, seed, sites, keys, matrix=matrix, phases=phases, repeat_fraction=repeat_fraction)
+    index = _assign(plans, len(usable), seed)
+    used = sorted(set(index))
+    motions = dict(zip(used, _motions([usable[i] for i in used], workers), strict=True))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [(plan, usable[i], motions[i]) for plan, i in zip(plans, index, strict=True)]
+    rows, reports, n_files = [], [], 0
+    for i, (plan, study) in enumerate(zip(plans, _make_all(jobs, out_dir, masks, workers), strict=True)):
+        n_files += study.n_files
+        rows.append(ground_truth_row(plan, study.measures, study.conditions, keys))
+        reports.append({"study_id": plan.accession, "patient_id": plan.patient.patient_id, "site": plan.site.key,
+                        "text": study.report})  # fmt: skip
+        progress("synth", i + 1, len(plans))
+    write_tables(out_dir, keys, rows, reports)
+    summary = CohortSummary(out_dir, len(plans), len({p.patient.patient_id for p in plans}), n_files,
+                            tuple(sorted({p.site.key for p in plans})), tuple(p.accession for p in plans))  # fmt: skip
+    logger.info("wrote %s from %d real hearts", summary, len(used))
+    return summary
