@@ -11,6 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Literal
 
 from cmrclip.conditions import condition_keys
 from cmrclip.config import StrictModel
@@ -39,6 +40,8 @@ class SynthConfig(StrictModel):
     phases: int | None = None
     repeat_fraction: float = 0.2
     workers: int = 0
+    anatomy: Literal["analytic", "real"] = "analytic"
+    sources: Path | None = None
 
     def extra_kwargs(self) -> dict[str, object]:
         """The keyword-only arguments of :func:`generate_cohort`."""

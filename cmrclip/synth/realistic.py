@@ -24,15 +24,17 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from cmrclip.conditions import condition_keys
-from cmrclip.errors import ConfigError
+from cmrclip.errors import ConfigError, DataError
 from cmrclip.progress import ProgressFn, null_progress
-from cmrclip.synth.cohort import CohortSummary, ground_truth_row, write_tables
+from cmrclip.synth.cohort import CohortSummary, generate_cohort, ground_truth_row, write_tables
 from cmrclip.synth.hearts import GROUP_CONDITIONS, RealHeart, load_real_hearts
 from cmrclip.synth.identity import StudyPlan, plan_cohort
 from cmrclip.synth.realstudy import GROUP_LVEF, HeartMotion, RealisticStudy, heart_motion, make_real_study
@@ -40,11 +42,16 @@ from cmrclip.synth.realstudy import GROUP_LVEF, HeartMotion, RealisticStudy, hea
 __all__ = [
     "GROUP_CONDITIONS",
     "GROUP_LVEF",
+    "SOURCES_ENV",
+    "CohortChoice",
     "HeartMotion",
     "RealHeart",
+    "default_sources",
     "generate_realistic_cohort",
     "heart_motion",
+    "hearts_from_sources",
     "load_real_hearts",
+    "synth_cohort",
 ]
 
 logger = logging.getLogger(__name__)
@@ -145,3 +152,88 @@ def generate_realistic_cohort(
                             tuple(sorted({p.site.key for p in plans})), tuple(p.accession for p in plans))  # fmt: skip
     logger.info("wrote %s from %d real hearts", summary, len(used))
     return summary
+
+
+SOURCES_ENV = "CMRCLIP_SHARED_DATA"
+"""Environment variable naming the real-data folder (default: ``../shared/data`` from the working directory)."""
+
+
+def default_sources() -> Path | None:
+    """The real-data folder: ``$CMRCLIP_SHARED_DATA`` or ``../shared/data`` when it exists, else None."""
+    env = os.environ.get(SOURCES_ENV)
+    for candidate in ([Path(env)] if env else []) + [Path("..") / "shared" / "data"]:
+        if candidate.is_dir():
+            return candidate.resolve()
+    return None
+
+
+def hearts_from_sources(root: Path | str, max_hearts: int | None = None) -> list[RealHeart]:
+    """Real hearts from a folder in the shared layout (``acdc_ed_es/*.tar.xz``, ``acdc_cine/``, ``mnms2_*/``).
+
+    Sunnybrook is not scanned (its masks have no RV, which the generator needs). ``max_hearts`` keeps that many,
+    spread evenly over the sorted subjects (the tiny demo uses a few).
+
+    Raises:
+        DataError: if ``root`` is missing or holds none of those sources.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: real-data folder not found; pass --sources DIR (the layout of ../shared/data)")
+    packs = sorted((root / "acdc_ed_es").glob("*.tar.xz"))
+    cines = [root / "acdc_cine"] if (root / "acdc_cine").is_dir() else []
+    mnms2 = sorted(p for p in root.glob("mnms2_*") if p.is_dir())
+    if not (packs or cines or mnms2):
+        raise DataError(f"{root}: no acdc_ed_es/*.tar.xz, acdc_cine/ or mnms2_*/ inside; nothing to build hearts from")
+    hearts = load_real_hearts(packs, cines, (), mnms2)
+    if max_hearts and len(hearts) > max_hearts:
+        hearts = [hearts[int(i)] for i in np.linspace(0, len(hearts) - 1, max_hearts).round()]
+    return hearts
+
+
+@dataclass(frozen=True)
+class CohortChoice:
+    """The cohort written by :func:`synth_cohort`, which anatomy it has, and a sentence saying so."""
+
+    summary: CohortSummary
+    anatomy: Literal["analytic", "real"]
+    note: str
+
+
+def synth_cohort(
+    out_dir: Path,
+    n_studies: int,
+    seed: int,
+    anatomy: Literal["analytic", "real", "auto"] = "analytic",
+    sources: Path | str | None = None,
+    *,
+    max_hearts: int | None = None,
+    **kwargs: object,
+) -> CohortChoice:
+    """Write the analytic or the realistic cohort; ``auto``/``real`` fall back to analytic without sources.
+
+    Args:
+        out_dir: output folder.
+        n_studies: number of studies.
+        seed: the only source of randomness.
+        anatomy: ``analytic``; ``real`` (from ``sources``, or :func:`default_sources`); ``auto`` (real when sources
+            exist). Without any source, ``real`` and ``auto`` write the analytic cohort and say so in ``note``.
+        sources: real-data folder (an explicit folder that does not exist is an error).
+        max_hearts: use at most this many real hearts.
+        **kwargs: ``masks``, ``progress``, ``workers``, ``sites``, ``matrix``, ``phases``, ``repeat_fraction``.
+
+    Raises:
+        DataError: for an explicit ``sources`` folder that is missing or holds no source.
+    """
+    root = Path(sources) if sources is not None else default_sources()
+    if anatomy != "analytic" and root is not None:
+        hearts = hearts_from_sources(root, max_hearts)
+        summary = generate_realistic_cohort(out_dir, n_studies, seed, hearts, **kwargs)  # type: ignore[arg-type]
+        note = f"realistic cohort: {len(hearts)} real hearts from {root}, moved, restyled, SAX only"
+        return CohortChoice(summary, "real", note)
+    summary = generate_cohort(out_dir, n_studies, seed, **kwargs)  # type: ignore[arg-type]
+    if anatomy == "analytic":
+        return CohortChoice(summary, "analytic", "analytic cohort (piecewise-constant model hearts)")
+    note = (f"analytic cohort: FALLBACK, no real sources found (set {SOURCES_ENV} or pass --sources; "
+            "../shared/data does not exist)")  # fmt: skip
+    logger.warning(note)
+    return CohortChoice(summary, "analytic", note)
