@@ -80,3 +80,54 @@ def test_pack_groups_and_labels(tmp_path):
     (tmp_path / "labels.csv").write_text("patient,group,LVEF_pct\npatient021,HCM,71.5\npatient099,,\n")
     got = read_acdc_pack(tmp_path / "pack.tar.xz")
     assert [(s.subject, s.group, s.lvef) for s in got] == [("patient021", "HCM", 71.5), ("patient099", None, None)]
+
+
+@pytest.mark.slow
+def test_edes_nifti_studies_ingest_finetune_predict(tmp_path):
+    """M&Ms-style ED/ES NIfTI pairs become cycles in the store, train a model, and are predicted from their files."""
+    import nibabel as nib
+    import pandas as pd
+
+    from cmrclip.conditions import condition_keys
+    from cmrclip.ingest.deid import hash_key
+    from cmrclip.ingest.pipeline import IngestConfig, ingest
+    from cmrclip.ingest.store import StudyStore
+    from cmrclip.models.convert import save_video_encoder
+    from cmrclip.models.registry import build_video_encoder
+    from cmrclip.serve.predict import load_model
+    from cmrclip.train.finetune import FinetuneConfig, run_finetune
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(12):
+        lvef = float(rng.uniform(20, 70))
+        folder = tmp_path / "src" / f"subj{i:02d}"
+        folder.mkdir(parents=True)
+        for name, radius in (("ED", 9.0), ("ES", 9.0 * np.sqrt(1 - lvef / 100))):
+            image, _ = _phantom(radius, size=48)
+            image = image + rng.normal(0, 5, image.shape)
+            nib.save(nib.Nifti1Image(image.transpose(2, 1, 0), np.diag([2.0, 2.0, 10.0, 1.0])),
+                     folder / f"subj{i:02d}_SA_{name}.nii.gz")  # fmt: skip
+        rows.append({"study_key": hash_key(f"subj{i:02d}", "s"), "lvef": lvef, **dict.fromkeys(condition_keys(), 0.0),
+                     "Hypertrophic.Cardiomyopathy": float(i % 3 == 0)})  # fmt: skip
+    cfg = IngestConfig(salt="s", workers=1, crop_size=32, spacing_mm=2.0, nifti_keyframes=True, edes_frames=8)
+    ingest([tmp_path / "src"], tmp_path / "store", cfg)
+    store = StudyStore(tmp_path / "store")
+    assert len(store.manifest()) == 12
+    with store.open(rows[0]["study_key"]) as study:
+        assert study.views["SAX"].n_frames == 8 and study.attrs["prov_es_frame"] == 3
+    store.add_labels(pd.DataFrame(rows))
+    encoder = build_video_encoder(
+        "tiny", seed=1, overrides={"input_size": [8, 32, 32], "embed_dim": 32, "proj_dim": 64}
+    )
+    save_video_encoder(encoder, tmp_path / "encoder.pt")
+    result = run_finetune(FinetuneConfig.model_validate({
+        "store_root": str(store.root), "out_dir": str(tmp_path / "run"), "encoder_path": str(tmp_path / "encoder.pt"),
+        "targets": ["Hypertrophic.Cardiomyopathy"], "epochs": 2, "batch_size": 4, "mode": "linear",
+        "head": {"hidden": 16, "attention_dim": 8},
+    }))  # fmt: skip
+    model = load_model(result.out_dir / "model.pt")
+    from_files = model.predict(tmp_path / "src" / "subj00")  # ingested on the fly with the packaged defaults
+    from_store = model.predict(f"{store.root}#{rows[0]['study_key']}")
+    assert from_files.lvef is not None and from_store.lvef is not None
+    assert 0 <= from_files.lvef.value <= 100 and from_files.views == from_store.views == ["SAX"]
