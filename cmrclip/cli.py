@@ -500,13 +500,14 @@ def demo(
     size: Annotated[str, typer.Option(help="tiny | small | medium.")] = "small",
     seed: Annotated[int, typer.Option(help="Seed of the synthetic cohort and of every run.")] = 0,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+    anatomy: Annotated[str, typer.Option(help="auto (real hearts when sources exist) | real | analytic.")] = "auto",
 ) -> None:
     """The whole job on the embedded synthetic cohort: synth, ingest, pretrain, fine-tune, evaluate, zero-shot."""
     from cmrclip.config import load_config
     from cmrclip.demo import DemoConfig, run_demo
 
-    cfg = load_config(DemoConfig, None, [f"size={size}", f"seed={seed}", f"device={device}"])
+    cfg = load_config(DemoConfig, None, [f"size={size}", f"seed={seed}", f"device={device}", f"anatomy={anatomy}"])
     with progress_bar() as progress:
         result = run_demo(out, cfg, progress=progress)
     total = sum(result.seconds.values())
-    done(f"demo finished in {total / 60:.1f} min; open {result.report}")
+    done(f"demo finished in {total / 60:.1f} min ({result.headline['cohort']}); open {result.report}")

@@ -171,7 +171,7 @@ def hearts_from_sources(root: Path | str, max_hearts: int | None = None) -> list
     """Real hearts from a folder in the shared layout (``acdc_ed_es/*.tar.xz``, ``acdc_cine/``, ``mnms2_*/``).
 
     Sunnybrook is not scanned (its masks have no RV, which the generator needs). ``max_hearts`` keeps that many,
-    spread evenly over the sorted subjects (the tiny demo uses a few).
+    taking the groups in turn (the tiny demo uses one heart per group).
 
     Raises:
         DataError: if ``root`` is missing or holds none of those sources.
@@ -185,8 +185,13 @@ def hearts_from_sources(root: Path | str, max_hearts: int | None = None) -> list
     if not (packs or cines or mnms2):
         raise DataError(f"{root}: no acdc_ed_es/*.tar.xz, acdc_cine/ or mnms2_*/ inside; nothing to build hearts from")
     hearts = load_real_hearts(packs, cines, (), mnms2)
-    if max_hearts and len(hearts) > max_hearts:
-        hearts = [hearts[int(i)] for i in np.linspace(0, len(hearts) - 1, max_hearts).round()]
+    if max_hearts and len(hearts) > max_hearts:  # round-robin over the groups, so a few hearts cover them all
+        groups: dict[str, list[RealHeart]] = {}
+        for heart in hearts:
+            groups.setdefault(heart.group or "", []).append(heart)
+        ranked = sorted(((i, g, h) for g, members in groups.items() for i, h in enumerate(members)),
+                        key=lambda x: (x[0], x[1]))  # fmt: skip
+        hearts = sorted((h for _, _, h in ranked[:max_hearts]), key=lambda h: h.subject)
     return hearts
 
 

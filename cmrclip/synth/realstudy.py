@@ -201,7 +201,7 @@ def _measures(volumes: np.ndarray, voxel_ml: float) -> dict[str, float]:
         "rvedv_ml": float(rv[0]),
         "rvesv_ml": float(rv[k]),
         "lvef": float(100 * (lv[0] - lv[k]) / lv[0]),
-        "rvef": float(100 * (rv[0] - rv[k]) / rv[0]),
+        "rvef": float(100 * (rv[0] - rv[k]) / rv[0]) if rv[0] > 0 else float("nan"),  # NaN: no RV labels
     }
 
 
