@@ -34,7 +34,7 @@ import numpy as np
 from cmrclip.conditions import condition_keys
 from cmrclip.errors import ConfigError, DataError
 from cmrclip.progress import ProgressFn, null_progress
-from cmrclip.synth.cohort import CohortSummary, generate_cohort, ground_truth_row, write_tables
+from cmrclip.synth.cohort import CohortSummary, check_out_dir, generate_cohort, write_cohort
 from cmrclip.synth.hearts import GROUP_CONDITIONS, RealHeart, load_real_hearts
 from cmrclip.synth.identity import StudyPlan, plan_cohort
 from cmrclip.synth.realstudy import GROUP_LVEF, HeartMotion, RealisticStudy, heart_motion, make_real_study
@@ -122,34 +122,21 @@ def generate_realistic_cohort(
     Raises:
         ConfigError: for a bad count, no usable heart, or an ``out_dir`` that already holds a cohort.
     """
-    if n_studies < 1:
-        raise ConfigError(f"--studies must be >= 1 (got {n_studies})")
     usable = [h for h in hearts if h.has_rv and (h.label_ed == 2).any()]
     if len(usable) < len(hearts):
         logger.warning("skipping %d heart(s) without RV/myocardium labels", len(hearts) - len(usable))
     if not usable:
         raise ConfigError("no real heart with RV, myocardium and LV masks was given; pass ACDC or M&Ms sources")
-    out_dir = Path(out_dir)
-    if (out_dir / "dicom").is_dir() and any((out_dir / "dicom").iterdir()):
-        raise ConfigError(f"{out_dir} already holds a cohort (dicom/ is not empty); choose a new --out or delete it")
+    out_dir = check_out_dir(out_dir, n_studies)
     workers = min(4, os.cpu_count() or 1) if workers <= 0 else workers
-    keys = condition_keys()
-    plans = plan_cohort(n_studies, seed, sites, keys, matrix=matrix, phases=phases, repeat_fraction=repeat_fraction)
+    plans = plan_cohort(n_studies, seed, sites, condition_keys(), matrix=matrix, phases=phases,
+                        repeat_fraction=repeat_fraction)  # fmt: skip
     index = _assign(plans, len(usable), seed)
     used = sorted(set(index))
     motions = dict(zip(used, _motions([usable[i] for i in used], workers), strict=True))
-    out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(plan, usable[i], motions[i]) for plan, i in zip(plans, index, strict=True)]
-    rows, reports, n_files = [], [], 0
-    for i, (plan, study) in enumerate(zip(plans, _make_all(jobs, out_dir, masks, workers), strict=True)):
-        n_files += study.n_files
-        rows.append(ground_truth_row(plan, study.measures, study.conditions, keys))
-        reports.append({"study_id": plan.accession, "patient_id": plan.patient.patient_id, "site": plan.site.key,
-                        "text": study.report})  # fmt: skip
-        progress("synth", i + 1, len(plans))
-    write_tables(out_dir, keys, rows, reports)
-    summary = CohortSummary(out_dir, len(plans), len({p.patient.patient_id for p in plans}), n_files,
-                            tuple(sorted({p.site.key for p in plans})), tuple(p.accession for p in plans))  # fmt: skip
+    outcomes = ((s.measures, s.conditions, s.report, s.n_files) for s in _make_all(jobs, out_dir, masks, workers))
+    summary = write_cohort(out_dir, plans, outcomes, progress)
     logger.info("wrote %s from %d real hearts", summary, len(used))
     return summary
 
