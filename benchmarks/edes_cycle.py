@@ -33,7 +33,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0)
     args = ap.parse_args()
     start = time.perf_counter()
-    subjects = read_acdc_pack(args.pack)[: args.limit or None]
+    subjects = read_acdc_pack(args.pack)
+    if args.limit:  # evenly spaced over the sorted patients, so every group is represented
+        subjects = [subjects[int(i)] for i in np.linspace(0, len(subjects) - 1, args.limit).round()]
     rows = []
     for s in subjects:
         centre = tuple(int(v) for v in np.argwhere(s.label_ed == 3)[:, 1:].mean(axis=0))
