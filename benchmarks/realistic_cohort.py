@@ -94,7 +94,7 @@ def main() -> None:
     print(
         "conditions: "
         + ", ".join(f"{k} {int(gt[k].sum())}" for k in keys)
-        + f"; none {(gt.iloc[:, 8:].sum(1) == 0).sum()}"
+        + f"; none {(gt.iloc[:, 8:].sum(axis=1) == 0).sum()}"
     )
     if args.preview:
         _preview(args.sources, args.preview, args.seed)

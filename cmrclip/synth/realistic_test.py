@@ -18,7 +18,7 @@ from cmrclip.synth.realistic import generate_realistic_cohort, load_real_hearts
 def cohort(shared_data, tmp_path_factory):
     hearts = load_real_hearts(mnms2=[shared_data / "mnms2_subject001"])
     out = tmp_path_factory.mktemp("realistic")
-    generate_realistic_cohort(out, 3, 5, hearts, masks=True, phases=8, sites=["northfield", "riverside"])
+    generate_realistic_cohort(out, 3, 5, hearts, masks=True, matrix=96, phases=8, sites=["northfield", "hillcrest"])
     return out
 
 

@@ -149,15 +149,25 @@ def _target_scale(heart: RealHeart, motion: HeartMotion, rng: np.random.Generato
     return float(np.interp(target, motion.ef_of_scale, S_GRID))
 
 
-def _hard(fractions: np.ndarray) -> np.ndarray:
-    """ACDC labels from soft fractions ``[4, ...]``.
+def _top(fraction: np.ndarray) -> np.ndarray:
+    """Per slice, the ``round(sum(fraction))`` voxels of highest fraction: a volume-preserving hard mask."""
+    out = np.zeros(fraction.shape, bool)
+    for k, frac in enumerate(fraction):
+        n = round(float(frac.sum()))
+        if n:
+            out[k].flat[np.argpartition(frac.ravel(), -n)[-n:]] = True
+    return out
 
-    A cavity where its fraction is >= 0.5 (which keeps cavity volumes close to the fractions' sums), else the larger
-    of background and myocardium.
+
+def _hard(fractions: np.ndarray) -> np.ndarray:
+    """ACDC labels from soft fractions ``[4, S, H, W]``.
+
+    Each cavity gets as many voxels per slice as its fractions sum to (the highest ones), so the masks' volumes equal
+    the truth; elsewhere the larger of background and myocardium.
     """
     labels = np.where(fractions[2] > fractions[0], 2, 0).astype(np.uint8)
-    labels[fractions[1] >= 0.5] = 1
-    labels[fractions[3] >= 0.5] = 3
+    labels[_top(fractions[1])] = 1
+    labels[_top(fractions[3])] = 3
     return labels
 
 
