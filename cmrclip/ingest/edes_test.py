@@ -131,3 +131,30 @@ def test_edes_nifti_studies_ingest_finetune_predict(tmp_path):
     from_store = model.predict(f"{store.root}#{rows[0]['study_key']}")
     assert from_files.lvef is not None and from_store.lvef is not None
     assert 0 <= from_files.lvef.value <= 100 and from_files.views == from_store.views == ["SAX"]
+
+
+@pytest.mark.slow
+def test_real_edes_pairs_in_mnms_and_acdc_layouts(shared_data, tmp_path):
+    """M&Ms-2 ``_SA_ED``/``_SA_ES`` beside its 4CH cine, and ACDC ``_frameNN`` names, become SAX cycles."""
+    from cmrclip.ingest.pipeline import IngestConfig, ingest
+    from cmrclip.ingest.store import StudyStore
+
+    acdc = tmp_path / "src" / "patient999"
+    acdc.mkdir(parents=True)
+    for frame, name in ((1, "sax_ed"), (10, "sax_es")):  # ACDC's names, pointing at the CineMA example (not copied)
+        (acdc / f"patient999_frame{frame:02d}.nii.gz").symlink_to(
+            shared_data / "cinema_examples" / "acdc" / f"{name}.nii.gz"
+        )
+    (tmp_path / "src" / "mnms2").mkdir()
+    for path in (shared_data / "mnms2_subject001").glob("*.nii.gz"):
+        (tmp_path / "src" / "mnms2" / path.name).symlink_to(path)
+    cfg = IngestConfig(salt="s", workers=1, crop_size=48, spacing_mm=2.5, nifti_keyframes=True, edes_frames=10)
+    ingest([tmp_path / "src"], tmp_path / "store", cfg)
+    store = StudyStore(tmp_path / "store")
+    views = {}
+    for key in store.manifest()["study_key"]:
+        with store.open(key) as study:
+            views[study.views["SAX"].n_slices] = {v: m.n_frames for v, m in study.views.items()}
+            assert study.attrs["prov_ed_frame"] == 0 and study.attrs["prov_es_frame"] == 4
+            assert study.view_attrs("SAX")["prov_edes_cycle"] == "demons"
+    assert views == {10: {"SAX": 10}, 12: {"SAX": 10, "4CH": 25}}
