@@ -113,22 +113,31 @@ def synth(
     sites: Annotated[str | None, typer.Option("--sites", help="Comma-separated site keys (default: all).")] = None,
     masks: Annotated[bool, typer.Option("--masks", help="Also write SAX label masks (masks/<study>.npz).")] = False,
     preview: Annotated[bool, typer.Option("--preview", help="Write preview.png/.gif of the first study.")] = False,
+    anatomy: Annotated[
+        str | None, typer.Option("--anatomy", help="analytic (model hearts) | real (real hearts from --sources).")
+    ] = None,
+    sources: Annotated[
+        Path | None, typer.Option("--sources", help="Real-data folder [$CMRCLIP_SHARED_DATA or ../shared/data].")
+    ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Write a synthetic cine CMR cohort: DICOM studies, reports.jsonl and ground_truth.csv."""
     from cmrclip.config import load_config, save_config
-    from cmrclip.synth import SynthConfig, generate_cohort, write_preview
+    from cmrclip.synth import SynthConfig, write_preview
+    from cmrclip.synth.realistic import synth_cohort
 
-    given = {"studies": studies, "seed": seed, "masks": masks or None, "preview": preview or None}
+    given = {"studies": studies, "seed": seed, "masks": masks or None, "preview": preview or None,
+             "anatomy": anatomy, "sources": sources}  # fmt: skip
     cli = [f"{k}={v}" for k, v in given.items() if v is not None] + ([f"sites=[{sites}]"] if sites else [])
     cfg = load_config(SynthConfig, config, cli + list(set_ or []), defaults="synth.yaml")
     with progress_bar() as bar:
-        summary = generate_cohort(out, cfg.studies, cfg.seed, cfg.sites, cfg.masks, bar, **cfg.extra_kwargs())
+        choice = synth_cohort(out, cfg.studies, cfg.seed, cfg.anatomy, cfg.sources, sites=cfg.sites, masks=cfg.masks,
+                              progress=bar, **cfg.extra_kwargs())  # fmt: skip
     save_config(cfg, out, cfg.seed)
     if cfg.preview:
-        write_preview(out, summary.study_ids[0])
-    done(f"synth: {summary}")
+        write_preview(out, choice.summary.study_ids[0])
+    done(f"synth: {choice.summary}; {choice.note}")
 
 
 # --- ingest (issue 3) ---
@@ -509,17 +518,18 @@ def demo(
     size: Annotated[str, typer.Option(help="tiny | small | medium.")] = "small",
     seed: Annotated[int, typer.Option(help="Seed of the synthetic cohort and of every run.")] = 0,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+    anatomy: Annotated[str, typer.Option(help="auto (real hearts when sources exist) | real | analytic.")] = "auto",
 ) -> None:
     """The whole job on the embedded synthetic cohort: synth, ingest, pretrain, fine-tune, evaluate, zero-shot."""
     from cmrclip.config import load_config
     from cmrclip.demo import DemoConfig, run_demo
     from cmrclip.handover import next_commands, program_name
 
-    cfg = load_config(DemoConfig, None, [f"size={size}", f"seed={seed}", f"device={device}"])
+    cfg = load_config(DemoConfig, None, [f"size={size}", f"seed={seed}", f"device={device}", f"anatomy={anatomy}"])
     with progress_bar() as progress:
         result = run_demo(out, cfg, progress=progress)
     total = sum(result.seconds.values())
-    done(f"demo finished in {total / 60:.1f} min; open {result.report}")
+    done(f"demo finished in {total / 60:.1f} min ({result.headline['cohort']}); open {result.report}")
     if result.handover is not None:
         done(f"ready model: {out / 'model.pt'} (cell {result.handover.cell}); try next:")
         done("\n".join(f"  {line}" for line in next_commands(result.handover, out, program_name())))

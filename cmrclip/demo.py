@@ -25,8 +25,8 @@ from cmrclip.ingest.pipeline import IngestConfig, ingest
 from cmrclip.ingest.store import StudyStore
 from cmrclip.progress import ProgressFn, null_progress
 from cmrclip.segment.run import demo_segmentation
-from cmrclip.synth.cohort import generate_cohort
 from cmrclip.synth.preview import write_preview
+from cmrclip.synth.realistic import synth_cohort
 from cmrclip.text.deid import scrub_report
 from cmrclip.train.experiment import ExperimentConfig, InitSpec, run_experiment
 from cmrclip.train.finetune import FinetuneConfig
@@ -52,6 +52,8 @@ class DemoScale(StrictModel):
     finetune_epochs: int
     fractions: tuple[float, ...]
     seeds: tuple[int, ...]
+    max_hearts: int | None = None
+    """Real hearts used by the realistic cohort (None: every heart in the sources)."""
     spacing_mm: float = 2.0
     """Store resolution (a 96 px crop at 2 mm covers 19 cm: the heart, for the CPU presets' 64 px clips)."""
     crop_size: int = 96
@@ -61,7 +63,7 @@ DEMO_SIZES: dict[str, DemoScale] = {
     # a couple of minutes: the demo's test
     "tiny": DemoScale(
         studies=16, matrix=64, phases=8, pretrain_steps=4, pretrain_batch=8, finetune_epochs=3,
-        fractions=(0.5, 1.0), seeds=(0,),
+        fractions=(0.5, 1.0), seeds=(0,), max_hearts=5,
     ),
     # the README's `make demo`: about ten minutes on 2 CPU cores
     "small": DemoScale(
@@ -88,6 +90,10 @@ class DemoConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     workers: int = 0
     """Processes for synthesis and ingestion (0: one per CPU)."""
+    anatomy: Literal["auto", "real", "analytic"] = "auto"
+    """Cohort hearts: ``auto`` uses the realistic cohort whenever real sources exist, else the analytic one."""
+    sources: Path | None = None
+    """Real-data folder (None: ``$CMRCLIP_SHARED_DATA`` or ``../shared/data`` when present)."""
 
 
 @dataclass
@@ -170,7 +176,8 @@ def _report(out: Path, parts: dict[str, Any], clock: _Clock, cfg: DemoConfig, ex
     sections = [
         ReportSection(
             "Synthetic cohort",
-            text=f"{cohort.n_studies} studies of {cohort.n_patients} patients from {len(cohort.sites)} sites "
+            text=f"{parts['cohort_note'][:1].upper()}{parts['cohort_note'][1:]}. "
+            f"{cohort.n_studies} studies of {cohort.n_patients} patients from {len(cohort.sites)} sites "
             f"(seed {cfg.seed}), written as DICOM with reports and exact ground truth; ingested into a "
             f"de-identified store: {ingest_summary.stored} stored, {ingest_summary.partial} partial, "
             f"{ingest_summary.rejected} rejected.",
@@ -226,10 +233,12 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, progress: ProgressFn 
     save_config(cfg, out, cfg.seed)
     clock, parts = _Clock(), {}
     start = time.perf_counter()
-    parts["cohort"] = generate_cohort(
-        out / "cohort", scale.studies, cfg.seed, matrix=scale.matrix, phases=scale.phases, workers=cfg.workers,
-        progress=progress,
+    choice = synth_cohort(
+        out / "cohort", scale.studies, cfg.seed, cfg.anatomy, cfg.sources, max_hearts=scale.max_hearts,
+        matrix=scale.matrix, phases=scale.phases, workers=cfg.workers, progress=progress,
     )  # fmt: skip
+    parts["cohort"], parts["cohort_note"] = choice.summary, choice.note
+    logger.info("demo cohort: %s", choice.note)
     parts["preview"] = write_preview(out / "cohort", parts["cohort"].study_ids[0])[0]
     clock.stage("synth", start)
     start, store = time.perf_counter(), out / "store"
@@ -268,5 +277,7 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, progress: ProgressFn 
     parts["handover"] = hand_over(out, out / "cohort" / "dicom", ingest_cfg.salt.get_secret_value())
     report = _report(out, parts, clock, cfg, [ReportSection("Segmentation and volumes (MONAI U-Net)", **seg)])
     headline = _headline(experiment.table, low).to_dict(orient="records")
-    (out / "headline.json").write_text(json.dumps({"headline": headline, "seconds": clock.seconds}, indent=1))
-    return DemoResult(out, report, {"data_efficiency": headline}, clock.seconds, parts["handover"])
+    summary = {"headline": headline, "seconds": clock.seconds, "cohort": parts["cohort_note"]}
+    (out / "headline.json").write_text(json.dumps(summary, indent=1))
+    result = {"data_efficiency": headline, "cohort": parts["cohort_note"]}
+    return DemoResult(out, report, result, clock.seconds, parts["handover"])

@@ -6,11 +6,12 @@ import csv
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Literal
 
 from cmrclip.conditions import condition_keys
 from cmrclip.config import StrictModel
@@ -19,7 +20,7 @@ from cmrclip.progress import ProgressFn, null_progress
 from cmrclip.synth.identity import StudyPlan, plan_cohort
 from cmrclip.synth.study import StudyResult, make_study
 
-__all__ = ["GT_COLUMNS", "CohortSummary", "SynthConfig", "generate_cohort"]
+__all__ = ["GT_COLUMNS", "CohortSummary", "SynthConfig", "check_out_dir", "generate_cohort", "write_cohort"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ class SynthConfig(StrictModel):
     phases: int | None = None
     repeat_fraction: float = 0.2
     workers: int = 0
+    anatomy: Literal["analytic", "real"] = "analytic"
+    sources: Path | None = None
 
     def extra_kwargs(self) -> dict[str, object]:
         """The keyword-only arguments of :func:`generate_cohort`."""
@@ -64,11 +67,12 @@ class CohortSummary:
         )
 
 
-def _ground_truth_row(plan: StudyPlan, result: StudyResult, keys: list[str]) -> list[object]:
-    m = result.measures
+def _ground_truth_row(
+    plan: StudyPlan, measures: dict[str, float], conditions: Sequence[str], keys: list[str]
+) -> list[object]:
     row: list[object] = [plan.accession, plan.patient.patient_id, plan.site.key]
-    row += [f"{m[k]:.2f}" for k in ("lvef", "lvedv_ml", "lvesv_ml", "lv_mass_g", "rvef")]
-    return row + [int(k in plan.conditions) for k in keys]
+    row += [f"{measures[k]:.2f}" for k in ("lvef", "lvedv_ml", "lvesv_ml", "lv_mass_g", "rvef")]
+    return row + [int(k in conditions) for k in keys]
 
 
 def _make_all(plans: list[StudyPlan], out_dir: Path, masks: bool, workers: int) -> Iterator[StudyResult]:
@@ -124,21 +128,46 @@ def generate_cohort(
     Raises:
         ConfigError: for a bad count, an unknown site, or an ``out_dir`` that already holds a cohort.
     """
+    out_dir = check_out_dir(out_dir, n_studies)
+    keys = condition_keys()
+    plans = plan_cohort(n_studies, seed, sites, keys, matrix=matrix, phases=phases, repeat_fraction=repeat_fraction)
+    results = _make_all(plans, out_dir, masks, workers)
+    outcomes = ((r.measures, p.conditions, r.report, r.n_files) for p, r in zip(plans, results, strict=True))
+    return write_cohort(out_dir, plans, outcomes, progress)
+
+
+def check_out_dir(out_dir: Path, n_studies: int) -> Path:
+    """Check the study count and that ``out_dir`` holds no cohort yet; create it.
+
+    Raises:
+        ConfigError: for a count < 1 or an ``out_dir`` whose ``dicom/`` is not empty.
+    """
     if n_studies < 1:
         raise ConfigError(f"--studies must be >= 1 (got {n_studies})")
     out_dir = Path(out_dir)
     if (out_dir / "dicom").is_dir() and any((out_dir / "dicom").iterdir()):
         raise ConfigError(f"{out_dir} already holds a cohort (dicom/ is not empty); choose a new --out or delete it")
-    keys = condition_keys()
-    plans = plan_cohort(n_studies, seed, sites, keys, matrix=matrix, phases=phases, repeat_fraction=repeat_fraction)
     out_dir.mkdir(parents=True, exist_ok=True)
-    n_files = 0
-    rows, reports = [], []
-    for i, (plan, result) in enumerate(zip(plans, _make_all(plans, out_dir, masks, workers), strict=True)):
-        n_files += result.n_files
-        rows.append(_ground_truth_row(plan, result, keys))
+    return out_dir
+
+
+def write_cohort(
+    out_dir: Path,
+    plans: list[StudyPlan],
+    outcomes: Iterable[tuple[dict[str, float], Sequence[str], str, int]],
+    progress: ProgressFn = null_progress,
+) -> CohortSummary:
+    """Collect each study's (measures, conditions, report, file count) and write the cohort's tables.
+
+    ``outcomes`` yields one tuple per plan, in order, as its study is written (``progress`` is called after each).
+    """
+    keys = condition_keys()
+    rows, reports, n_files = [], [], 0
+    for i, (plan, (measures, conditions, report, files)) in enumerate(zip(plans, outcomes, strict=True)):
+        n_files += files
+        rows.append(_ground_truth_row(plan, measures, conditions, keys))
         reports.append({"study_id": plan.accession, "patient_id": plan.patient.patient_id, "site": plan.site.key,
-                        "text": result.report})  # fmt: skip
+                        "text": report})  # fmt: skip
         progress("synth", i + 1, len(plans))
     _write_tables(out_dir, keys, rows, reports)
     summary = CohortSummary(
