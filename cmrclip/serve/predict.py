@@ -2,7 +2,8 @@
 
 A prediction holds LVEF with a split-conformal interval, each condition's calibrated probability and a yes/no at the
 bundle's threshold, the views and clips used (with each clip's MIL weight), and warnings: missing views, unusual
-geometry, and input unlike the training studies (embedding distance to the bundle's reference embeddings).
+geometry, and input unlike the training studies (the bundle's OOD guard, :mod:`cmrclip.models.ood`; its score is
+``ood_distance``, above 1 when out of distribution).
 Calibration (Platt scaling per condition) and the conformal interval are fitted at load time from the bundle's
 ``calibration`` block, by the functions of :mod:`cmrclip.evaluate`.
 """
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 from cmrclip.conditions import load_conditions
 from cmrclip.errors import CheckpointError, CmrclipError, DataError
 from cmrclip.ingest.store import StudyFile
+from cmrclip.models.ood import input_statistics
 from cmrclip.models.text import tokenize
 from cmrclip.progress import ProgressFn, null_progress
 from cmrclip.serve.bundle_io import ModelParts, read_parts
@@ -167,7 +169,7 @@ class Model:
             for r, w in zip(study.refs, weights, strict=True)
         ]
         embedding = _study_embedding(out)
-        distance, ood_warning = self.parts.ood_check(embedding)
+        distance, ood_warning = self.parts.ood_check(embedding, input_statistics(study.clips))
         warnings = study.warnings + ([ood_warning] if ood_warning else [])
         return StudyPrediction(study.study_key, lvef, conditions, study.views, clips, warnings, distance)
 

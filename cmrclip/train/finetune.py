@@ -35,6 +35,7 @@ from cmrclip.models.bundle import save_bundle
 from cmrclip.models.convert import load_video_encoder
 from cmrclip.models.heads import HeadConfig, Mode, StudyModel, configure_trainable, pos_weights, study_loss
 from cmrclip.models.normalize import normalize
+from cmrclip.models.ood import fit_ood_guard, input_statistics
 from cmrclip.models.prompts import prompt_classifier
 from cmrclip.models.registry import build_video_encoder
 from cmrclip.progress import ProgressFn, null_progress
@@ -344,6 +345,17 @@ def _fit(cfg, model, splits, device, progress, feature_cache) -> tuple[dict, lis
     return data, history
 
 
+def _ood_calibration(model, splits, data, val, cfg, device) -> dict[str, torch.Tensor]:  # noqa: ANN001
+    """The OOD guard (:mod:`cmrclip.models.ood`) fitted on the training studies, thresholds from validation."""
+    train = _predict(model, _loader(data["train"], cfg.batch_size, False, 0), device)
+    stats = [
+        np.stack([input_statistics(ds[i]["clips"]) for i in range(len(ds))]) if len(ds) else np.zeros((0, 1))
+        for ds in (splits.train, splits.val)
+    ]
+    guard = fit_ood_guard(train["embeddings"].numpy(), stats[0], val["embeddings"].numpy(), stats[1])
+    return guard.to_calibration()
+
+
 @torch.no_grad()
 def _eval_loss(model, loader, pos_weight, cfg, device) -> float:  # noqa: ANN001
     model.eval()
@@ -397,6 +409,7 @@ def run_finetune(
     calibration = {k: val[k] for k in ("study_key", "scores", "labels", "embeddings")}
     if cfg.regression and cfg.regression[0] == "lvef":
         calibration |= {"lvef_pred": val["reg"][:, 0], "lvef_true": val["reg_true"][:, 0]}
+    calibration |= _ood_calibration(model, splits, data, val, cfg, device)
     bundle = save_bundle(out_dir / "model.pt", model, calibration, _youden_thresholds(val, targets), metrics)
     logger.info("finetune done: %s", metrics)
     return FinetuneResult(out_dir=out_dir, bundle=bundle, metrics=metrics, faults=faults)
