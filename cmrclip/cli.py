@@ -113,22 +113,31 @@ def synth(
     sites: Annotated[str | None, typer.Option("--sites", help="Comma-separated site keys (default: all).")] = None,
     masks: Annotated[bool, typer.Option("--masks", help="Also write SAX label masks (masks/<study>.npz).")] = False,
     preview: Annotated[bool, typer.Option("--preview", help="Write preview.png/.gif of the first study.")] = False,
+    anatomy: Annotated[
+        str | None, typer.Option("--anatomy", help="analytic (model hearts) | real (real hearts from --sources).")
+    ] = None,
+    sources: Annotated[
+        Path | None, typer.Option("--sources", help="Real-data folder [$CMRCLIP_SHARED_DATA or ../shared/data].")
+    ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Write a synthetic cine CMR cohort: DICOM studies, reports.jsonl and ground_truth.csv."""
     from cmrclip.config import load_config, save_config
-    from cmrclip.synth import SynthConfig, generate_cohort, write_preview
+    from cmrclip.synth import SynthConfig, write_preview
+    from cmrclip.synth.realistic import synth_cohort
 
-    given = {"studies": studies, "seed": seed, "masks": masks or None, "preview": preview or None}
+    given = {"studies": studies, "seed": seed, "masks": masks or None, "preview": preview or None,
+             "anatomy": anatomy, "sources": sources}  # fmt: skip
     cli = [f"{k}={v}" for k, v in given.items() if v is not None] + ([f"sites=[{sites}]"] if sites else [])
     cfg = load_config(SynthConfig, config, cli + list(set_ or []), defaults="synth.yaml")
     with progress_bar() as bar:
-        summary = generate_cohort(out, cfg.studies, cfg.seed, cfg.sites, cfg.masks, bar, **cfg.extra_kwargs())
+        choice = synth_cohort(out, cfg.studies, cfg.seed, cfg.anatomy, cfg.sources, sites=cfg.sites, masks=cfg.masks,
+                              progress=bar, **cfg.extra_kwargs())  # fmt: skip
     save_config(cfg, out, cfg.seed)
     if cfg.preview:
-        write_preview(out, summary.study_ids[0])
-    done(f"synth: {summary}")
+        write_preview(out, choice.summary.study_ids[0])
+    done(f"synth: {choice.summary}; {choice.note}")
 
 
 # --- ingest (issue 3) ---

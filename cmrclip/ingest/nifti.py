@@ -24,6 +24,7 @@ import nibabel as nib
 import numpy as np
 
 from cmrclip.errors import CmrclipError, IngestError
+from cmrclip.ingest.edes import cycle_pixels
 from cmrclip.ingest.faults import Fault
 from cmrclip.ingest.preprocess import heart_centre, prepare_view
 from cmrclip.ingest.scan import FileRef
@@ -214,6 +215,11 @@ def _acdc_info(items: list[tuple[str, FileRef]]) -> dict[str, Any]:
     return out
 
 
+def _is_edes(view: NiftiView) -> bool:
+    """A two-key-frame view (ED then ES: ``_ED``/``_ES`` names, or ACDC's ``_frameNN`` in frame order)."""
+    return view.volume.shape[1] == 2 and "frames" in view.provenance
+
+
 def _to_view_data(view: NiftiView, centre: np.ndarray, opts: dict[str, Any]) -> ViewData:
     prep = prepare_view(
         view.volume,
@@ -226,9 +232,14 @@ def _to_view_data(view: NiftiView, centre: np.ndarray, opts: dict[str, Any]) -> 
         tuple(opts["window_percentiles"]),
     )
     prov = {**view.provenance, "acquired_spacing_mm": view.pixel_spacing_mm, "crop_origin_rc": prep.grid.origin_rc}
+    pixels, times = prep.pixels, view.trigger_times_ms
+    if _is_edes(view) and opts.get("edes_frames", 0):
+        pixels, k_es = cycle_pixels(pixels, opts["edes_frames"])
+        times = np.full(pixels.shape[:2], np.nan)
+        prov |= {"edes_cycle": "demons", "ed_frame": 0, "es_frame": k_es}
     return ViewData(
-        pixels=prep.pixels,
-        trigger_times_ms=view.trigger_times_ms,
+        pixels=pixels,
+        trigger_times_ms=times,
         positions_mm=prep.positions_mm,
         pixel_spacing_mm=(opts["spacing_mm"], opts["spacing_mm"]),
         slice_thickness_mm=view.slice_thickness_mm,
@@ -255,6 +266,9 @@ def process_nifti_study(task: StudyTask) -> StudyResult:
     ref_view = views.get("SAX") or next(iter(views.values()))
     centre = heart_centre(ref_view.volume, ref_view.positions_mm, ref_view.orientation, ref_view.pixel_spacing_mm)
     data = {v: _to_view_data(nv, centre, task.options) for v, nv in views.items()}
+    sax = data.get("SAX")
+    if sax is not None and "es_frame" in sax.provenance:
+        extra |= {"ed_frame": 0, "es_frame": sax.provenance["es_frame"]}
     record = StudyRecord(key, task.patient_key, task.site, data, {"source_format": "nifti", **extra})
     path = task.store_root / "studies" / f"{key}.h5"
     write_study_file(path, record, task.options["compression"])

@@ -63,6 +63,7 @@ class IngestConfig(StrictModel):
     work_dir: Path | None = None
     shard: tuple[int, int] = (0, 1)
     nifti_keyframes: bool = False
+    edes_frames: int = Field(20, ge=0)
 
 
 @dataclass
@@ -193,6 +194,7 @@ _PIXEL_OPTIONS = (
     "views_file",
     "fallback_view",
     "nifti_keyframes",
+    "edes_frames",
 )
 
 

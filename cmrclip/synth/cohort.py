@@ -6,11 +6,12 @@ import csv
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Literal
 
 from cmrclip.conditions import condition_keys
 from cmrclip.config import StrictModel
@@ -19,7 +20,7 @@ from cmrclip.progress import ProgressFn, null_progress
 from cmrclip.synth.identity import StudyPlan, plan_cohort
 from cmrclip.synth.study import StudyResult, make_study
 
-__all__ = ["GT_COLUMNS", "CohortSummary", "SynthConfig", "generate_cohort"]
+__all__ = ["GT_COLUMNS", "CohortSummary", "SynthConfig", "generate_cohort", "ground_truth_row", "write_tables"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ class SynthConfig(StrictModel):
     phases: int | None = None
     repeat_fraction: float = 0.2
     workers: int = 0
+    anatomy: Literal["analytic", "real"] = "analytic"
+    sources: Path | None = None
 
     def extra_kwargs(self) -> dict[str, object]:
         """The keyword-only arguments of :func:`generate_cohort`."""
@@ -64,11 +67,13 @@ class CohortSummary:
         )
 
 
-def _ground_truth_row(plan: StudyPlan, result: StudyResult, keys: list[str]) -> list[object]:
-    m = result.measures
+def ground_truth_row(
+    plan: StudyPlan, measures: dict[str, float], conditions: Sequence[str], keys: list[str]
+) -> list[object]:
+    """One ``ground_truth.csv`` row: identifiers, the measures of :data:`GT_COLUMNS` and a 0/1 per condition key."""
     row: list[object] = [plan.accession, plan.patient.patient_id, plan.site.key]
-    row += [f"{m[k]:.2f}" for k in ("lvef", "lvedv_ml", "lvesv_ml", "lv_mass_g", "rvef")]
-    return row + [int(k in plan.conditions) for k in keys]
+    row += [f"{measures[k]:.2f}" for k in ("lvef", "lvedv_ml", "lvesv_ml", "lv_mass_g", "rvef")]
+    return row + [int(k in conditions) for k in keys]
 
 
 def _make_all(plans: list[StudyPlan], out_dir: Path, masks: bool, workers: int) -> Iterator[StudyResult]:
@@ -81,7 +86,8 @@ def _make_all(plans: list[StudyPlan], out_dir: Path, masks: bool, workers: int) 
         yield from pool.map(make_study, plans, [out_dir] * len(plans), [masks] * len(plans))
 
 
-def _write_tables(out_dir: Path, keys: list[str], rows: list[list[object]], reports: list[dict]) -> None:
+def write_tables(out_dir: Path, keys: list[str], rows: list[list[object]], reports: list[dict]) -> None:
+    """Write ``ground_truth.csv`` (header :data:`GT_COLUMNS` + ``keys``) and ``reports.jsonl``."""
     with (out_dir / "ground_truth.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(GT_COLUMNS + keys)
@@ -136,11 +142,11 @@ def generate_cohort(
     rows, reports = [], []
     for i, (plan, result) in enumerate(zip(plans, _make_all(plans, out_dir, masks, workers), strict=True)):
         n_files += result.n_files
-        rows.append(_ground_truth_row(plan, result, keys))
+        rows.append(ground_truth_row(plan, result.measures, plan.conditions, keys))
         reports.append({"study_id": plan.accession, "patient_id": plan.patient.patient_id, "site": plan.site.key,
                         "text": result.report})  # fmt: skip
         progress("synth", i + 1, len(plans))
-    _write_tables(out_dir, keys, rows, reports)
+    write_tables(out_dir, keys, rows, reports)
     summary = CohortSummary(
         out_dir=out_dir,
         n_studies=len(plans),
