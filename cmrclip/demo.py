@@ -21,10 +21,12 @@ from cmrclip.evaluate import ReportSection, build_html_report, plot_data_efficie
 from cmrclip.evaluate.training import headline_scores, plot_training_curves, zeroshot_summary
 from cmrclip.ingest.pipeline import IngestConfig, ingest
 from cmrclip.progress import ProgressFn, null_progress
+from cmrclip.serve.realcheck import real_hearts_section
 from cmrclip.synth.cohort import generate_cohort
 from cmrclip.synth.preview import write_preview
+from cmrclip.synth.realistic import default_sources
 from cmrclip.text.deid import deidentify
-from cmrclip.train.experiment import ExperimentConfig, InitSpec, run_experiment
+from cmrclip.train.experiment import ExperimentConfig, InitSpec, cell_dir, run_experiment
 from cmrclip.train.finetune import FinetuneConfig
 from cmrclip.train.pretrain import PretrainConfig, pretrain
 from cmrclip.train.zeroshot import ZeroshotConfig, run_zeroshot
@@ -191,6 +193,7 @@ def _report(out: Path, parts: dict[str, Any], clock: _Clock, cfg: DemoConfig) ->
             images=list(evaluation.plots.values())[:4],
         ),
         ReportSection("Zero-shot (text prompts, no labels)", table=zeroshot),
+        parts["real_hearts"],
         ReportSection("Time per stage (s)", table=[{"stage": k, "seconds": v} for k, v in clock.seconds.items()]),
     ]
     return build_html_report("cmrclip demo", sections, out / "report.html", subtitle=f"size {cfg.size}")
@@ -247,6 +250,11 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, progress: ProgressFn 
     zs = run_zeroshot(zs_cfg, progress=progress)
     parts["zeroshot"] = zeroshot_summary(zs.predictions, zs.random_predictions, zs.retrieval, zs.random_retrieval)
     clock.stage("evaluate", start)
+    start, top = time.perf_counter(), max(scale.fractions)
+    bundle = cell_dir(out / "finetune", "pretrained", top, scale.seeds[0]) / "model.pt"
+    real_cfg = ingest_cfg.model_copy(update={"workers": 1})
+    parts["real_hearts"] = real_hearts_section(bundle, default_sources(), out / "real_hearts", real_cfg)
+    clock.stage("real hearts", start)
     report = _report(out, parts, clock, cfg)
     headline = _headline(experiment.table, low).to_dict(orient="records")
     (out / "headline.json").write_text(json.dumps({"headline": headline, "seconds": clock.seconds}, indent=1))

@@ -26,11 +26,13 @@ def test_tiny_demo_runs_every_stage_and_writes_the_report(demo_run):
     report = (demo_run / "report.html").read_text()
     for heading in ("Synthetic cohort", "Contrastive pretraining", "Data efficiency", "Evaluation", "Zero-shot"):
         assert heading in report
+    assert "Real hearts: predicted vs true LVEF" in report
     assert report.count("data:image/png;base64") >= 4
     recall = r"study-&gt;report R@5 \d\.\d{3} \(chance \d\.\d{3}\)"  # HTML-escaped "->"
     assert re.search(recall, report)  # the pretraining section states the held-out recall beside chance
     headline = json.loads((demo_run / "headline.json").read_text())
-    assert set(headline["seconds"]) == {"synth", "ingest", "pretrain", "finetune", "evaluate"}
+    assert set(headline["seconds"]) == {"synth", "ingest", "pretrain", "finetune", "evaluate", "real hearts"}
+    assert (demo_run / "real_hearts" / "real_hearts.png").is_file()  # ../shared/data is there in the tests
     table = pd.read_csv(demo_run / "finetune" / "table.csv")
     assert set(table["init"]) == {"pretrained", "random"}
     assert set(table["fraction"]) == {0.5, 1.0}

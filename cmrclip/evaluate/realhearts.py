@@ -9,13 +9,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from cmrclip.errors import DataError
 from cmrclip.evaluate.metrics import auroc, regression_metrics
+from cmrclip.evaluate.plots import save_figure
 
 __all__ = [
     "PREDICTION_COLUMNS",
@@ -23,6 +26,7 @@ __all__ = [
     "check_one_split",
     "fit_ridge",
     "ood_auroc",
+    "plot_real_lvef",
     "score_table",
     "stratified_folds",
 ]
@@ -154,3 +158,27 @@ def score_table(table: pd.DataFrame) -> dict[str, Any]:
         cells["all"] = _cell(rows)
         out.setdefault(str(setting), {})[str(encoder)] = cells
     return out
+
+
+def plot_real_lvef(table: pd.DataFrame, out_png: Path, title: str = "") -> Path:
+    """Predicted vs true LVEF per real study: one colour per ``dataset``, hollow markers where ``role`` is ``train``.
+
+    Args:
+        table: rows with ``dataset``, ``lvef_true``, ``lvef_pred`` and ``role`` (``train`` or ``test``).
+        out_png: the figure.
+        title: figure title.
+    """
+    fig = Figure(figsize=(5.0, 4.5), layout="constrained")
+    ax = fig.subplots()
+    for i, (dataset, rows) in enumerate(table.groupby("dataset", sort=True)):
+        colour = f"C{i}"
+        for role, face in (("test", colour), ("train", "none")):
+            part = rows[rows["role"] == role]
+            if len(part):
+                label = f"{dataset} ({'training heart' if role == 'train' else 'evaluation'}, n={len(part)})"
+                ax.scatter(part["lvef_true"], part["lvef_pred"], s=22, facecolors=face, edgecolors=colour, label=label)
+    ax.plot([0, 100], [0, 100], color="0.4", lw=0.8, ls="--")
+    ax.set(xlim=(0, 100), ylim=(0, 100), xlabel="true LVEF (%)", ylabel="predicted LVEF (%)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    return save_figure(fig, out_png)

@@ -16,15 +16,17 @@ import numpy as np
 import pandas as pd
 
 from cmrclip.errors import CmrclipError
+from cmrclip.evaluate.realhearts import plot_real_lvef, score_table
+from cmrclip.evaluate.report import ReportSection
 from cmrclip.ingest.deid import hash_key
 from cmrclip.ingest.edes import edes_view
 from cmrclip.ingest.pipeline import IngestConfig, ingest
-from cmrclip.ingest.realsets import RealSubject
+from cmrclip.ingest.realsets import RealSubject, acdc_cine_subjects, mnms2_subjects, sunnybrook_subjects
 from cmrclip.ingest.store import StudyRecord, StudyStore
 from cmrclip.serve.predict import load_model
 from cmrclip.synth.hearts import GROUP_CONDITIONS
 
-__all__ = ["group_from_conditions", "real_store", "score_real"]
+__all__ = ["group_from_conditions", "real_hearts_section", "real_store", "score_real"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,3 +95,48 @@ def score_real(bundle: Path, entries: Mapping[tuple[str, str], str], salt: str) 
                      "group_pred": group_from_conditions(probs), "ood": pred.ood_distance,
                      "embedding": model.embed(entry)})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def _shared_subjects(root: Path) -> list[RealSubject]:
+    """The real cines (and M&Ms-2) of a folder in the layout of ``../shared/data`` that are present."""
+    out: list[RealSubject] = []
+    if (root / "acdc_cine").is_dir():
+        out += acdc_cine_subjects(root / "acdc_cine")
+    tars = sorted((root / "sunnybrook" / "dicom_tar_xz").glob("*.tar.xz"))
+    if tars:
+        out += sunnybrook_subjects(tars)
+    mnms = sorted(p for p in root.glob("mnms2_*") if p.is_dir())
+    return out + (mnms2_subjects(mnms) if mnms else [])
+
+
+def real_hearts_section(
+    bundle: Path, sources: Path | None, out_dir: Path, cfg: IngestConfig, trained_on: set[str] = frozenset()
+) -> ReportSection:
+    """A report section: the bundle's LVEF on the real studies of ``sources`` against their truth (plot + table).
+
+    Args:
+        bundle: the study model.
+        sources: folder in the layout of ``../shared/data`` (None or missing: the section says so).
+        out_dir: where the real store and the figure go.
+        cfg: ingest options matching the model's training store (salt, spacing, crop).
+        trained_on: subjects whose hearts built training studies (shown hollow, left out of the metrics).
+    """
+    title = "Real hearts: predicted vs true LVEF on real studies"
+    subjects = _shared_subjects(Path(sources)) if sources is not None and Path(sources).is_dir() else []
+    if not subjects:
+        where = sources or "../shared/data"
+        text = f"Not shown: no real data found at {where} (set CMRCLIP_SHARED_DATA to a folder in its layout: "
+        return ReportSection(title, text=text + "acdc_cine/, sunnybrook/, mnms2_*/).")
+    entries = real_store(subjects, out_dir / "real_store", cfg)
+    truth = {(s.dataset, s.subject): s.lvef for s in subjects}
+    table = score_real(bundle, entries, cfg.salt).drop(columns=["embedding", "group_pred"])
+    table["lvef_true"] = [truth[k] for k in zip(table["dataset"], table["subject"], strict=True)]
+    table["role"] = ["train" if s in trained_on else "test" for s in table["subject"]]
+    test = table[table["role"] == "test"].assign(encoder="model", setting="zero_label", group_true="", group_pred="")
+    cells = score_table(test)["zero_label"]["model"] if len(test) else {}
+    plot = plot_real_lvef(table, out_dir / "real_hearts.png", "evaluation subjects: filled; training hearts: hollow")
+    used = ", ".join(sorted(trained_on)) or "none (the model saw synthetic studies only)"
+    text = (f"{len(table)} real studies from {sources}; hearts used to build training studies: {used}. Metrics over "
+            "the evaluation subjects only. ood: the model's out-of-distribution score (> 1 warns).")  # fmt: skip
+    metrics = [{"dataset": d} | {k: round(v, 3) for k, v in c.items()} for d, c in cells.items()]
+    return ReportSection(title, text=text, table=pd.DataFrame(metrics), images=[plot])
