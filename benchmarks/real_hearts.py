@@ -144,6 +144,18 @@ def _zero_label_model(kind: str, store: Path, encoder: Path | None, out: Path, a
     return run_finetune(cfg).bundle
 
 
+def _real_studies(plan: Plan, work: Path, workers: int) -> dict[tuple[str, str], str]:
+    """The plan's real studies in ``work/real_store`` (reused when it holds the same subjects)."""
+    subjects = plan.test + plan.few_train
+    stamp, cache = sorted([s.dataset, s.subject] for s in subjects), work / "real_store.json"
+    if cache.is_file() and json.loads(cache.read_text())["subjects"] == stamp:
+        return {tuple(k.split("/", 1)): v for k, v in json.loads(cache.read_text())["entries"].items()}
+    cfg = IngestConfig(salt=SALT, spacing_mm=SPACING_MM, crop_size=CROP, workers=workers, fallback_view="SAX")
+    entries = real_store(subjects, work / "real_store", cfg, plan.arrays)
+    cache.write_text(json.dumps({"subjects": stamp, "entries": {"/".join(k): v for k, v in entries.items()}}))
+    return entries
+
+
 def _features(rows: pd.DataFrame) -> np.ndarray:
     """Frozen study embedding plus the zero-label LVEF (in tens of points) of each study."""
     return np.stack([np.r_[e, p / 10.0] for e, p in zip(rows["embedding"], rows["lvef_pred"], strict=True)])
@@ -183,8 +195,7 @@ def run(a: argparse.Namespace) -> dict:
                              "few-label training": {s.subject for s in plan.few_train}}, scored)  # fmt: skip
     check["mode"] = plan.mode
     stores = {k: _cohort(k, work, a, plan) for k in ("realistic", "analytic")}
-    ingest_cfg = IngestConfig(salt=SALT, spacing_mm=SPACING_MM, crop_size=CROP, workers=a.workers, fallback_view="SAX")
-    entries = real_store(plan.test + plan.few_train, out / "real_store", ingest_cfg, plan.arrays)
+    entries = _real_studies(plan, work, a.workers)
     truth = {(s.dataset, s.subject): s for s in plan.test + plan.few_train}
     tables, ood = [], {}
     for kind in ENCODERS:

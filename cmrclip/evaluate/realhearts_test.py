@@ -7,14 +7,8 @@ import pandas as pd
 import pytest
 
 from cmrclip.errors import DataError
-from cmrclip.evaluate.realhearts import (
-    PREDICTION_COLUMNS,
-    check_one_split,
-    fit_ridge,
-    ood_auroc,
-    score_table,
-    stratified_folds,
-)
+from cmrclip.evaluate import realhearts
+from cmrclip.evaluate.realhearts import check_one_split, fit_ridge, stratified_folds
 
 
 def test_folds_are_stratified_by_group_and_seeded():
@@ -51,8 +45,8 @@ def test_ridge_heads_fit_a_line_and_separate_classes():
 def test_score_table_and_ood_auroc():
     rows = [("acdc_cine", f"p{i}", "analytic", "zero_label", 50.0 + i, 52.0 + i, "NOR", "NOR" if i else "DCM")
             for i in range(4)]  # fmt: skip
-    table = pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS))
-    cell = score_table(table)["zero_label"]["analytic"]["all"]
+    table = pd.DataFrame(rows, columns=list(realhearts.PREDICTION_COLUMNS))
+    cell = realhearts.score_table(table)["zero_label"]["analytic"]["all"]
     assert cell["n"] == 4 and cell["lvef_mae"] == pytest.approx(2.0) and cell["lvef_bias"] == pytest.approx(2.0)
     assert cell["group_accuracy"] == pytest.approx(0.75)
-    assert ood_auroc([2.0, 3.0], [0.5, 0.9, 2.5]) == pytest.approx(5 / 6)
+    assert realhearts.ood_auroc([2.0, 3.0], [0.5, 0.9, 2.5]) == pytest.approx(5 / 6)

@@ -4,7 +4,7 @@ Format ``cmrclip-study-model/1`` (docs/ARCHITECTURE.md §6)::
 
     {"format", "encoder": <encoder checkpoint dict>, "head": <HeadConfig dict>, "targets": [...],
      "regression": [...], "state_dict": <the whole StudyModel>, "calibration": {"study_key", "lvef_pred",
-     "lvef_true", "scores", "labels", "embeddings"}, "thresholds": {key: float}, "metrics": {...}}
+     "lvef_true", "scores", "labels", "embeddings", "ood_*"}, "thresholds": {key: float}, "metrics": {...}}
 
 The encoder (with its possibly fine-tuned projection) is also given in the encoder checkpoint format, so encoder
 tools can read it on its own; its tensors share storage with ``state_dict`` and are written once. ``calibration``
@@ -108,7 +108,8 @@ def save_bundle(
         model: the trained study model.
         calibration: validation ``study_key``, ``lvef_pred``, ``lvef_true``, ``scores`` [n, K] (probabilities),
             ``labels`` [n, K] (NaN = unknown) and ``embeddings`` [n, E] (attention-weighted, L2-normalised study
-            embeddings, for serve's out-of-distribution check).
+            embeddings) and the ``ood_*`` tensors of :meth:`cmrclip.models.ood.OodGuard.to_calibration` (serve's
+            out-of-distribution guard).
         thresholds: decision threshold per condition key.
         metrics: validation/test metrics to keep with the model.
     """
