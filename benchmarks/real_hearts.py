@@ -127,8 +127,14 @@ def _encoder(kind: str, store: Path, work: Path, a: argparse.Namespace) -> Path 
         path.parent.mkdir(parents=True, exist_ok=True)
         save_video_encoder(build_video_encoder("tiny", seed=a.seed), path)
     elif kind in ("realistic", "analytic") and not path.is_file():
-        sets = [f"store_root={store}", f"seed={a.seed}", f"train.steps={a.pretrain_steps}", "train.device=cpu",
-                f"train.checkpoint_every={a.pretrain_steps}"]  # fmt: skip
+        sets = [
+            f"store_root={store}",
+            f"seed={a.seed}",
+            f"train.steps={a.pretrain_steps}",
+            "train.device=cpu",
+            f"train.checkpoint_every={a.pretrain_steps}",
+            f"train.batch_size={min(64, a.studies // 2)}",
+        ]  # fewer than one batch of studies is an error; fmt: skip
         pretrain(load_config(PretrainConfig, None, sets, defaults="pretrain.yaml"), path.parent)
     return None if kind == "scratch" else path
 
