@@ -347,6 +347,9 @@ def _fit(cfg, model, splits, device, progress, feature_cache) -> tuple[dict, lis
 
 def _ood_calibration(model, splits, data, val, cfg, device) -> dict[str, torch.Tensor]:  # noqa: ANN001
     """The OOD guard (:mod:`cmrclip.models.ood`) fitted on the training studies, thresholds from validation."""
+    if len(splits.train) < 2:
+        logger.warning("%d training studies: the bundle gets no out-of-distribution guard", len(splits.train))
+        return {}
     train = _predict(model, _loader(data["train"], cfg.batch_size, False, 0), device)
     stats = [
         np.stack([input_statistics(ds[i]["clips"]) for i in range(len(ds))]) if len(ds) else np.zeros((0, 1))
