@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 
 def _write_edes(store: StudyStore, subject: RealSubject, volumes: tuple[np.ndarray, ...], cfg: IngestConfig) -> str:
-    key = hash_key(f"acdc_edes/{subject.subject}", cfg.salt)
+    key = hash_key(f"acdc_edes/{subject.subject}", cfg.salt.get_secret_value())
     view = edes_view(*volumes, out_spacing_mm=cfg.spacing_mm, crop_size=cfg.crop_size)
     store.write_study(StudyRecord(key, key, "acdc", {"SAX": view}))
     return key
@@ -129,7 +129,7 @@ def real_hearts_section(
         return ReportSection(title, text=text + "acdc_cine/, sunnybrook/, mnms2_*/).")
     entries = real_store(subjects, out_dir / "real_store", cfg)
     truth = {(s.dataset, s.subject): s.lvef for s in subjects}
-    table = score_real(bundle, entries, cfg.salt).drop(columns=["embedding", "group_pred"])
+    table = score_real(bundle, entries, cfg.salt.get_secret_value()).drop(columns=["embedding", "group_pred"])
     table["lvef_true"] = [truth[k] for k in zip(table["dataset"], table["subject"], strict=True)]
     table["role"] = ["train" if s in trained_on else "test" for s in table["subject"]]
     test = table[table["role"] == "test"].assign(encoder="model", setting="zero_label", group_true="", group_pred="")
