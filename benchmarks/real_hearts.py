@@ -237,6 +237,22 @@ def _ood(bundle: Path, real: pd.Series, store: Path) -> dict:
             "real_warned": warned(real), "synthetic_warned": warned(synthetic)}  # fmt: skip
 
 
+def markdown(metrics: dict) -> str:
+    """The results as a markdown table: one row per setting, encoder and dataset, then the OOD line."""
+    lines = ["| setting | encoder | dataset | n | LVEF MAE | bias | r | group acc. |", "|---" * 8 + "|"]
+    fmt = lambda c, k: f"{c[k]:.3f}" if k in c else "-"  # noqa: E731
+    for setting, encoders in metrics["scores"].items():
+        for encoder in ENCODERS:
+            for dataset, c in encoders.get(encoder, {}).items():
+                cells = [fmt(c, k) for k in ("lvef_mae", "lvef_bias", "lvef_r", "group_accuracy")]
+                lines.append(f"| {setting} | {encoder} | {dataset} | {c['n']} | " + " | ".join(cells) + " |")
+    o = metrics["ood"]
+    lines.append(f"\nOOD (analytic-only model): AUROC {o['auroc']:.3f}, real warned {o['real_warned']:.2f} "
+                 f"(n={o['n_real']}), held-out synthetic warned {o['synthetic_warned']:.2f} "
+                 f"(n={o['n_synthetic']})")  # fmt: skip
+    return "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options (see ``--help``)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -265,4 +281,4 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(2)
-    print(json.dumps(run(parse_args())["scores"], indent=1, default=float))
+    print(markdown(run(parse_args())))
