@@ -8,9 +8,13 @@ as ``cmrclip ingest`` would. The store uses the pixel spacing and crop of the mo
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,11 +35,28 @@ __all__ = ["group_from_conditions", "real_hearts_section", "real_store", "score_
 logger = logging.getLogger(__name__)
 
 
-def _write_edes(store: StudyStore, subject: RealSubject, volumes: tuple[np.ndarray, ...], cfg: IngestConfig) -> str:
-    key = hash_key(f"acdc_edes/{subject.subject}", cfg.salt.get_secret_value())
-    view = edes_view(*volumes, out_spacing_mm=cfg.spacing_mm, crop_size=cfg.crop_size)
-    store.write_study(StudyRecord(key, key, "acdc", {"SAX": view}))
-    return key
+def _edes_view(job: tuple[np.ndarray, np.ndarray, float, int]) -> Any:
+    image_ed, image_es, spacing_mm, crop = job
+    return edes_view(image_ed, image_es, out_spacing_mm=spacing_mm, crop_size=crop)
+
+
+def _write_edes(
+    store: StudyStore, subjects: list[RealSubject], volumes: Mapping[str, tuple[np.ndarray, ...]], cfg: IngestConfig
+) -> dict[tuple[str, str], str]:
+    """ACDC ED/ES volumes as interpolated cines (the registrations in ``cfg.workers`` processes)."""
+    jobs = [(*volumes[s.subject], cfg.spacing_mm, cfg.crop_size) for s in subjects]
+    workers = min(cfg.workers or os.cpu_count() or 1, len(jobs))
+    if workers > 1:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            views = list(pool.map(_edes_view, jobs))
+    else:
+        views = [_edes_view(job) for job in jobs]
+    out = {}
+    for s, view in zip(subjects, views, strict=True):
+        key = hash_key(f"acdc_edes/{s.subject}", cfg.salt.get_secret_value())
+        store.write_study(StudyRecord(key, key, "acdc", {"SAX": view}))
+        out[(s.dataset, s.subject)] = f"{store.root}#{key}"
+    return out
 
 
 def real_store(
@@ -55,16 +76,17 @@ def real_store(
     A study that cannot be read is logged and left out.
     """
     shutil.rmtree(root, ignore_errors=True)
-    store, entries = StudyStore.create(root), {}
-    for s in {(s.dataset, s.subject): s for s in subjects}.values():
+    store = StudyStore.create(root)
+    unique = list({(s.dataset, s.subject): s for s in subjects}.values())
+    entries = _write_edes(store, [s for s in unique if s.dataset == "acdc_edes"], volumes or {}, cfg)
+    for s in unique:
+        if s.dataset == "acdc_edes":
+            continue
         try:
-            if s.dataset == "acdc_edes":
-                key = _write_edes(store, s, (volumes or {})[s.subject], cfg)
-            else:
-                before = set(store.keys())
-                ingest([s.path], root, cfg)
-                key = next(iter(set(store.keys()) - before), None)
-        except (CmrclipError, KeyError) as exc:
+            before = set(store.keys())
+            ingest([s.path], root, cfg)
+            key = next(iter(set(store.keys()) - before), None)
+        except CmrclipError as exc:
             key = None
             logger.warning("%s %s could not be read: %s", s.dataset, s.subject, exc)
         if key is None:
