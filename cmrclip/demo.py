@@ -25,10 +25,11 @@ from cmrclip.ingest.pipeline import IngestConfig, ingest
 from cmrclip.ingest.store import StudyStore
 from cmrclip.progress import ProgressFn, null_progress
 from cmrclip.segment.run import demo_segmentation
+from cmrclip.serve.realcheck import real_hearts_section
 from cmrclip.synth.preview import write_preview
-from cmrclip.synth.realistic import synth_cohort
+from cmrclip.synth.realistic import default_sources, synth_cohort
 from cmrclip.text.deid import scrub_report
-from cmrclip.train.experiment import ExperimentConfig, InitSpec, run_experiment
+from cmrclip.train.experiment import ExperimentConfig, InitSpec, cell_dir, run_experiment
 from cmrclip.train.finetune import FinetuneConfig
 from cmrclip.train.pretrain import PretrainConfig, pretrain
 from cmrclip.train.zeroshot import ZeroshotConfig, run_zeroshot
@@ -215,6 +216,7 @@ def _report(out: Path, parts: dict[str, Any], clock: _Clock, cfg: DemoConfig, ex
             f"{out / 'demo_study.zip'} is one of its test studies. Next:\n"
             + "\n".join(next_commands(parts["handover"], out)),
         ),
+        parts["real_hearts"],
         *extra,
         ReportSection("Time per stage (s)", table=[{"stage": k, "seconds": v} for k, v in clock.seconds.items()]),
     ]
@@ -237,7 +239,7 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, progress: ProgressFn 
         out / "cohort", scale.studies, cfg.seed, cfg.anatomy, cfg.sources, max_hearts=scale.max_hearts,
         matrix=scale.matrix, phases=scale.phases, workers=cfg.workers, progress=progress,
     )  # fmt: skip
-    parts["cohort"], parts["cohort_note"] = choice.summary, choice.note
+    parts["cohort"], parts["cohort_note"], parts["cohort_hearts"] = choice.summary, choice.note, choice.hearts
     logger.info("demo cohort: %s", choice.note)
     parts["preview"] = write_preview(out / "cohort", parts["cohort"].study_ids[0])[0]
     clock.stage("synth", start)
@@ -271,6 +273,14 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, progress: ProgressFn 
     zs = run_zeroshot(zs_cfg, progress=progress)
     parts["zeroshot"] = write_zeroshot_summary(zs, out / "zs")
     clock.stage("evaluate", start)
+    start, top = time.perf_counter(), max(scale.fractions)
+    bundle = cell_dir(out / "finetune", "pretrained", top, scale.seeds[0]) / "model.pt"
+    real_cfg = ingest_cfg.model_copy(update={"workers": 1})
+    sources = Path(cfg.sources) if cfg.sources else default_sources()
+    parts["real_hearts"] = real_hearts_section(
+        bundle, sources, out / "real_hearts", real_cfg, trained_on=set(parts["cohort_hearts"])
+    )
+    clock.stage("real hearts", start)
     start = time.perf_counter()
     seg = demo_segmentation(out / "segment", store, _SEG_STEPS[cfg.size], cfg.seed, progress=progress)
     clock.stage("segment", start)

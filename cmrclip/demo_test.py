@@ -37,7 +37,9 @@ def test_tiny_demo_runs_every_stage_and_writes_the_report(demo_run):
     recall = r"study-&gt;report R@5 \d\.\d{3} \(chance \d\.\d{3}\)"  # HTML-escaped "->"
     assert re.search(recall, report)  # the pretraining section states the held-out recall beside chance
     headline = json.loads((demo_run / "headline.json").read_text())
-    assert set(headline["seconds"]) == {"synth", "ingest", "pretrain", "finetune", "evaluate", "segment"}
+    assert set(headline["seconds"]) == {"synth", "ingest", "pretrain", "finetune", "evaluate", "real hearts", "segment"}
+    assert "Real hearts: predicted vs true LVEF" in report
+    assert (demo_run / "real_hearts" / "real_hearts.png").is_file()  # ../shared/data is there in the tests
     assert re.search(r"U-Net trained for 2 steps on \d+ real ACDC subjects", report)  # says which masks it used
     assert headline["cohort"].startswith(("realistic cohort", "analytic cohort: FALLBACK"))  # says which it used
     assert headline["cohort"][1:] in report

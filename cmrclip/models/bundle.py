@@ -4,7 +4,7 @@ Format ``cmrclip-study-model/1`` (docs/ARCHITECTURE.md §6)::
 
     {"format", "encoder": <encoder checkpoint dict>, "head": <HeadConfig dict>, "targets": [...],
      "regression": [...], "state_dict": <the whole StudyModel>, "calibration": {"study_key", "lvef_pred",
-     "lvef_true", "scores", "labels", "embeddings"}, "thresholds": {key: float}, "metrics": {...},
+     "lvef_true", "scores", "labels", "embeddings", "ood_*"}, "thresholds": {key: float}, "metrics": {...},
      "recipe": <InputRecipe dict>}
 
 ``recipe`` (:mod:`cmrclip.models.recipe`) is how the model's clips were made in fine-tuning: every path that feeds
@@ -114,7 +114,8 @@ def save_bundle(
         model: the trained study model.
         calibration: validation ``study_key``, ``lvef_pred``, ``lvef_true``, ``scores`` [n, K] (probabilities),
             ``labels`` [n, K] (NaN = unknown) and ``embeddings`` [n, E] (attention-weighted, L2-normalised study
-            embeddings, for serve's out-of-distribution check).
+            embeddings) and the ``ood_*`` tensors of :meth:`cmrclip.models.ood.OodGuard.to_calibration` (serve's
+            out-of-distribution guard).
         thresholds: decision threshold per condition key.
         metrics: validation/test metrics to keep with the model.
         recipe: the input recipe the model was trained with (default: its preset's, with the default bag).

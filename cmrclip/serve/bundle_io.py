@@ -2,9 +2,10 @@
 
 Besides the network, a bundle carries a ``calibration`` block from the validation split. From it this module fits,
 at load time, the split-conformal LVEF interval (:func:`cmrclip.evaluate.conformal.fit_conformal`) and one Platt
-scaler per condition (:func:`cmrclip.evaluate.calibration.fit_platt`). The optional ``calibration["embeddings"]``
-(validation study embeddings, ``[n, E]``) give the out-of-distribution check: the nearest-neighbour cosine distance
-of a new study compared with the same distance among the reference studies themselves.
+scaler per condition (:func:`cmrclip.evaluate.calibration.fit_platt`). Its ``ood_*`` entries are the
+out-of-distribution guard (:class:`cmrclip.models.ood.OodGuard`: Mahalanobis distances of the study embedding and of
+input image statistics to the training studies). Bundles written before the guard existed load without it (no
+out-of-distribution check, a warning in the log).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from cmrclip.evaluate.calibration import PlattScaler, fit_platt
 from cmrclip.evaluate.conformal import ConformalInterval, fit_conformal
 from cmrclip.models.bundle import load_bundle
 from cmrclip.models.heads import StudyModel
+from cmrclip.models.ood import OodGuard
 from cmrclip.models.recipe import InputRecipe
 
 __all__ = ["ModelParts", "calibration_warnings", "read_parts"]
@@ -29,8 +31,6 @@ __all__ = ["ModelParts", "calibration_warnings", "read_parts"]
 logger = logging.getLogger(__name__)
 
 _ALPHA = 0.1
-_OOD_QUANTILE = 0.99
-_MIN_REFERENCE = 10
 _MIN_PLATT = 10
 _FEW_CALIBRATION = 30
 """Fewer calibration studies than this: every prediction carries a warning that its interval/probabilities are
@@ -48,8 +48,7 @@ class ModelParts:
     thresholds: dict[str, float] = field(default_factory=dict)
     calibrators: dict[str, PlattScaler] = field(default_factory=dict)
     conformal: ConformalInterval | None = None
-    reference: np.ndarray | None = None
-    ood_threshold: float | None = None
+    ood: OodGuard | None = None
     clip: tuple[Any, Any] | None = None  # (ClipModel, tokenizer) for zero-shot
     calibration_warnings: list[str] = field(default_factory=list)
     """What the calibration was fitted on, when it is too little to trust; shown with every prediction."""
@@ -68,17 +67,17 @@ class ModelParts:
         lower, upper = self.conformal.interval(np.array([value]))
         return LvefPrediction(value, float(lower[0]), float(upper[0]), 1.0 - self.conformal.alpha)
 
-    def ood_check(self, embedding: np.ndarray) -> tuple[float | None, str | None]:
-        """Nearest-neighbour cosine distance to the reference embeddings, and a warning if it is unusually far."""
-        if self.reference is None or self.ood_threshold is None:
+    def ood_check(self, embedding: np.ndarray, statistics: np.ndarray) -> tuple[float | None, str | None]:
+        """The OOD guard's score (> 1: out of distribution) and a warning when it is exceeded."""
+        if self.ood is None:
             return None, None
-        distance = float(1.0 - np.max(self.reference @ embedding))
-        if distance > self.ood_threshold:
-            return distance, (
-                f"out-of-distribution: the study's embedding is farther from every training study ({distance:.3f}) "
-                f"than {_OOD_QUANTILE:.0%} of training studies are from their nearest neighbour; treat with care"
+        score, parts = self.ood.score(embedding, statistics)
+        if score > 1.0:
+            return score, (
+                f"out-of-distribution: unlike the training studies in {' and '.join(parts)}, i.e. farther than 99 % "
+                "of held-out training-distribution studies; treat the predictions with care"
             )
-        return distance, None
+        return score, None
 
 
 def _fit_calibrators(cal: dict[str, Any], targets: list[str]) -> dict[str, PlattScaler]:
@@ -131,14 +130,6 @@ def calibration_warnings(cal: dict[str, Any], parts: ModelParts) -> list[str]:
     return out
 
 
-def _ood_threshold(reference: np.ndarray) -> float | None:
-    if len(reference) < _MIN_REFERENCE:
-        return None
-    sims = reference @ reference.T
-    np.fill_diagonal(sims, -np.inf)
-    return float(np.quantile(1.0 - sims.max(axis=1), _OOD_QUANTILE))
-
-
 def _as_array(value: Any) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().double().numpy()
@@ -163,10 +154,9 @@ def read_parts(path: Path, device: str = "cpu", clip_path: Path | None = None) -
     cal = {k: _as_array(v) for k, v in bundle.calibration.items() if k != "study_key"}
     if "scores" in cal:
         cal["scores"] = _probabilities(cal["scores"])
-    reference = cal.get("embeddings")
-    if reference is not None:
-        reference = reference.astype(np.float32)
-        reference /= np.linalg.norm(reference, axis=1, keepdims=True).clip(1e-8)
+    ood = OodGuard.from_calibration(cal)
+    if ood is None:
+        logger.warning("%s was written before the out-of-distribution guard: no OOD check; re-run finetune", path)
     parts = ModelParts(
         network=bundle.model.to(device).eval(),
         recipe=bundle.recipe,
@@ -175,8 +165,7 @@ def read_parts(path: Path, device: str = "cpu", clip_path: Path | None = None) -
         thresholds={k: float(v) for k, v in bundle.thresholds.items()},
         calibrators=_fit_calibrators(cal, list(bundle.targets)),
         conformal=_fit_conformal(cal),
-        reference=reference,
-        ood_threshold=None if reference is None else _ood_threshold(reference),
+        ood=ood,
     )
     parts.calibration_warnings = calibration_warnings(cal, parts)
     for warning in parts.calibration_warnings:

@@ -2,7 +2,8 @@
 
 A prediction holds LVEF with a split-conformal interval, each condition's calibrated probability and a yes/no at the
 bundle's threshold, the views and clips used (with each clip's MIL weight), and warnings: missing views, unusual
-geometry, and input unlike the training studies (embedding distance to the bundle's reference embeddings).
+geometry, and input unlike the training studies (the bundle's OOD guard, :mod:`cmrclip.models.ood`; its score is
+``ood_distance``, above 1 when out of distribution).
 With a segmenter (``load_model(..., segmenter=SEG.pt)``) it also holds the volumetric LVEF, EDV, ESV, SV and LV mass
 from contours (:mod:`cmrclip.serve.volumes`), and warns when the two LVEFs disagree.
 Calibration (Platt scaling per condition) and the conformal interval are fitted at load time from the bundle's
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from cmrclip.conditions import load_conditions
 from cmrclip.errors import CheckpointError, CmrclipError, DataError
 from cmrclip.ingest.store import StudyFile
+from cmrclip.models.ood import input_statistics
 from cmrclip.models.recipe import recipe_for
 from cmrclip.models.text import tokenize
 from cmrclip.progress import ProgressFn, null_progress
@@ -209,7 +211,7 @@ class Model:
             for r, w in zip(study.refs, weights, strict=True)
         ]
         embedding = _study_embedding(out)
-        distance, ood_warning = self.parts.ood_check(embedding)
+        distance, ood_warning = self.parts.ood_check(embedding, input_statistics(study.clips))
         warnings = study.warnings + ([ood_warning] if ood_warning else []) + self.parts.calibration_warnings
         volumes = None
         if study.segmentation is not None:

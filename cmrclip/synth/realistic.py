@@ -189,6 +189,8 @@ class CohortChoice:
     summary: CohortSummary
     anatomy: Literal["analytic", "real"]
     note: str
+    hearts: tuple[str, ...] = ()
+    """Subjects of the real hearts given to the generator (to keep out of any real-data evaluation)."""
 
 
 def synth_cohort(
@@ -221,7 +223,7 @@ def synth_cohort(
         hearts = hearts_from_sources(root, max_hearts)
         summary = generate_realistic_cohort(out_dir, n_studies, seed, hearts, **kwargs)  # type: ignore[arg-type]
         note = f"realistic cohort: {len(hearts)} real hearts from {root}, moved, restyled, SAX only"
-        return CohortChoice(summary, "real", note)
+        return CohortChoice(summary, "real", note, tuple(h.subject for h in hearts))
     summary = generate_cohort(out_dir, n_studies, seed, **kwargs)  # type: ignore[arg-type]
     if anatomy == "analytic":
         return CohortChoice(summary, "analytic", "analytic cohort (piecewise-constant model hearts)")

@@ -40,6 +40,7 @@ from cmrclip.ingest.store import StudyStore
 from cmrclip.models.bundle import save_bundle
 from cmrclip.models.convert import CheckpointInfo, load_video_encoder
 from cmrclip.models.heads import HeadConfig, Mode, StudyModel, configure_trainable, pos_weights, study_loss
+from cmrclip.models.ood import fit_ood_guard, input_statistics
 from cmrclip.models.prompts import load_clip_info, prompt_classifier
 from cmrclip.models.recipe import InputRecipe, clip_transform, recipe_for
 from cmrclip.models.registry import build_video_encoder
@@ -369,6 +370,20 @@ def _fit(cfg, model, splits, device, progress, feature_cache) -> tuple[dict, lis
     return data, history
 
 
+def _ood_calibration(model, splits, data, val, cfg, device) -> dict[str, torch.Tensor]:  # noqa: ANN001
+    """The OOD guard (:mod:`cmrclip.models.ood`) fitted on the training studies, thresholds from validation."""
+    if len(splits.train) < 2:
+        logger.warning("%d training studies: the bundle gets no out-of-distribution guard", len(splits.train))
+        return {}
+    train = _predict(model, _loader(data["train"], cfg.batch_size, False, 0), device)
+    stats = [
+        np.stack([input_statistics(ds[i]["clips"]) for i in range(len(ds))]) if len(ds) else np.zeros((0, 1))
+        for ds in (splits.train, splits.val)
+    ]
+    guard = fit_ood_guard(train["embeddings"].numpy(), stats[0], val["embeddings"].numpy(), stats[1])
+    return guard.to_calibration()
+
+
 @torch.no_grad()
 def _eval_loss(model, loader, pos_weight, cfg, device) -> float:  # noqa: ANN001
     model.eval()
@@ -428,6 +443,7 @@ def run_finetune(
         calibration |= {"lvef_pred": val["reg"][:, 0], "lvef_true": val["reg_true"][:, 0]}
     model.encoder.info = _trained_info(model.encoder, splits)
     thresholds = _youden_thresholds(val, targets)
+    calibration |= _ood_calibration(model, splits, data, val, cfg, device)
     bundle = save_bundle(out_dir / "model.pt", model, calibration, thresholds, metrics, recipe=splits.recipe)
     logger.info("finetune done: %s", metrics)
     return FinetuneResult(out_dir=out_dir, bundle=bundle, metrics=metrics, faults=faults)
