@@ -62,7 +62,7 @@ class IngestConfig(StrictModel):
     crosswalk_file: Path | None = None
     work_dir: Path | None = None
     shard: tuple[int, int] = (0, 1)
-    nifti_keyframes: bool = False
+    nifti_keyframes: bool = True
     edes_frames: int = Field(20, ge=0)
 
 

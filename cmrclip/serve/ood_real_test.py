@@ -44,7 +44,8 @@ def test_analytic_model_warns_on_real_noise_and_non_cardiac_but_rarely_in_distri
     for tar in sorted((shared_data / "sunnybrook" / "dicom_tar_xz").glob("*.tar.xz")):
         pred = model.predict(tar)
         assert pred.ood_distance > 1 and any(w.startswith("out-of-distribution") for w in pred.warnings), tar.name
-    shape = (4, 3, *model.parts.input_size)
+    recipe = model.parts.recipe
+    shape = (4, 3, recipe.frames, *recipe.size)
     noise = torch.rand(shape, generator=torch.Generator().manual_seed(0))
     yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
     still = (torch.sin(xx / 4) * torch.cos(yy / 6)).expand(shape).contiguous()  # a textured still image
