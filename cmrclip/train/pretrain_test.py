@@ -170,10 +170,9 @@ def test_torchrun_two_gloo_processes_match_one_process(toy_store, tmp_path, accu
         sys.executable,
         "-m",
         "torch.distributed.run",
+        "--standalone",  # a free port of its own: a fixed one can meet another run's store and hang
         "--nproc-per-node",
         "2",
-        "--master-port",
-        str(29517 + accum),
     ]
     args = [script, "pretrain", "--config", str(tmp_path / "ddp.yaml"), "--out", str(tmp_path / "ddp")]
     env = os.environ | {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
