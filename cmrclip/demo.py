@@ -95,6 +95,15 @@ class DemoConfig(StrictModel):
     """Cohort hearts: ``auto`` uses the realistic cohort whenever real sources exist, else the analytic one."""
     sources: Path | None = None
     """Real-data folder (None: ``$CMRCLIP_SHARED_DATA`` or ``../shared/data`` when present)."""
+    hold_out_cines: bool = True
+    """Keep the subjects with a real cine (``acdc_cine/``) out of the realistic cohort, so that the real-hearts panel
+    scores real cines of hearts the model never saw (False: every heart builds studies; only Sunnybrook is scored)."""
+
+
+def _held_out_cines(sources: Path | None) -> set[str]:
+    """Subjects of ``sources/acdc_cine`` (the real cines the demo keeps for evaluation)."""
+    folder = Path(sources) / "acdc_cine" if sources is not None else None
+    return {p.name for p in folder.iterdir() if p.is_dir()} if folder is not None and folder.is_dir() else set()
 
 
 @dataclass
@@ -223,6 +232,19 @@ def _report(out: Path, parts: dict[str, Any], clock: _Clock, cfg: DemoConfig, ex
     return build_html_report("cmrclip demo", sections, out / "report.html", subtitle=f"size {cfg.size}")
 
 
+def _cohort(out: Path, cfg: DemoConfig, sources: Path | None, progress: ProgressFn) -> dict[str, Any]:
+    """Write the demo's cohort (realistic when sources exist; the real cines held out); its report parts."""
+    scale = DEMO_SIZES[cfg.size]
+    held_out = _held_out_cines(sources) if cfg.hold_out_cines else set()
+    choice = synth_cohort(
+        out, scale.studies, cfg.seed, cfg.anatomy, sources, max_hearts=scale.max_hearts, exclude=held_out,
+        matrix=scale.matrix, phases=scale.phases, workers=cfg.workers, progress=progress,
+    )  # fmt: skip
+    logger.info("demo cohort: %s", choice.note)
+    preview = write_preview(out, choice.summary.study_ids[0])[0]
+    return {"cohort": choice.summary, "cohort_note": choice.note, "cohort_hearts": choice.hearts, "preview": preview}
+
+
 def run_demo(out_dir: Path, cfg: DemoConfig | None = None, progress: ProgressFn = null_progress) -> DemoResult:
     """Run the whole job on a fresh synthetic cohort in ``out_dir`` and write ``out_dir/report.html``.
 
@@ -235,13 +257,8 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, progress: ProgressFn 
     save_config(cfg, out, cfg.seed)
     clock, parts = _Clock(), {}
     start = time.perf_counter()
-    choice = synth_cohort(
-        out / "cohort", scale.studies, cfg.seed, cfg.anatomy, cfg.sources, max_hearts=scale.max_hearts,
-        matrix=scale.matrix, phases=scale.phases, workers=cfg.workers, progress=progress,
-    )  # fmt: skip
-    parts["cohort"], parts["cohort_note"], parts["cohort_hearts"] = choice.summary, choice.note, choice.hearts
-    logger.info("demo cohort: %s", choice.note)
-    parts["preview"] = write_preview(out / "cohort", parts["cohort"].study_ids[0])[0]
+    sources = Path(cfg.sources) if cfg.sources else default_sources()
+    parts |= _cohort(out / "cohort", cfg, sources, progress)
     clock.stage("synth", start)
     start, store = time.perf_counter(), out / "store"
     ingest_cfg = IngestConfig(
@@ -276,7 +293,6 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, progress: ProgressFn 
     start, top = time.perf_counter(), max(scale.fractions)
     bundle = cell_dir(out / "finetune", "pretrained", top, scale.seeds[0]) / "model.pt"
     real_cfg = ingest_cfg.model_copy(update={"workers": 1})
-    sources = Path(cfg.sources) if cfg.sources else default_sources()
     parts["real_hearts"] = real_hearts_section(
         bundle, sources, out / "real_hearts", real_cfg, trained_on=set(parts["cohort_hearts"])
     )

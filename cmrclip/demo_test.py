@@ -91,3 +91,13 @@ def test_demo_hands_over_a_model_a_study_and_commands_that_work(demo_run, tmp_pa
         assert client.get("/health").json()["model_loaded"] is True
         response = client.post("/v1/predict", content=study.read_bytes(), params={"name": study.name})
         assert response.status_code == 200 and response.json()["input"] == study.name
+
+
+def test_the_demo_holds_out_the_subjects_with_a_real_cine(tmp_path):
+    from cmrclip.demo import _held_out_cines
+
+    for name in ("patient001", "patient002"):
+        (tmp_path / "acdc_cine" / name).mkdir(parents=True)
+    (tmp_path / "acdc_cine" / "cines.csv").write_text("subject\n")
+    assert _held_out_cines(tmp_path) == {"patient001", "patient002"}
+    assert _held_out_cines(tmp_path / "elsewhere") == set() and _held_out_cines(None) == set()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -154,11 +154,14 @@ def default_sources() -> Path | None:
     return None
 
 
-def hearts_from_sources(root: Path | str, max_hearts: int | None = None) -> list[RealHeart]:
+def hearts_from_sources(
+    root: Path | str, max_hearts: int | None = None, exclude: Collection[str] = ()
+) -> list[RealHeart]:
     """Real hearts from a folder in the shared layout (``acdc_ed_es/*.tar.xz``, ``acdc_cine/``, ``mnms2_*/``).
 
-    Sunnybrook is not scanned (its masks have no RV, which the generator needs). ``max_hearts`` keeps that many,
-    taking the groups in turn (the tiny demo uses one heart per group).
+    Sunnybrook is not scanned (its masks have no RV, which the generator needs). Subjects in ``exclude`` are left out
+    (real hearts kept for evaluation). ``max_hearts`` keeps that many, taking the groups in turn (the tiny demo uses
+    one heart per group).
 
     Raises:
         DataError: if ``root`` is missing or holds none of those sources.
@@ -171,7 +174,9 @@ def hearts_from_sources(root: Path | str, max_hearts: int | None = None) -> list
     mnms2 = sorted(p for p in root.glob("mnms2_*") if p.is_dir())
     if not (packs or cines or mnms2):
         raise DataError(f"{root}: no acdc_ed_es/*.tar.xz, acdc_cine/ or mnms2_*/ inside; nothing to build hearts from")
-    hearts = load_real_hearts(packs, cines, (), mnms2)
+    hearts = [h for h in load_real_hearts(packs, cines, (), mnms2) if h.subject not in set(exclude)]
+    if not hearts:
+        raise DataError(f"{root}: every real heart is excluded ({len(set(exclude))} subjects); nothing to build from")
     if max_hearts and len(hearts) > max_hearts:  # round-robin over the groups, so a few hearts cover them all
         groups: dict[str, list[RealHeart]] = {}
         for heart in hearts:
@@ -201,6 +206,7 @@ def synth_cohort(
     sources: Path | str | None = None,
     *,
     max_hearts: int | None = None,
+    exclude: Collection[str] = (),
     **kwargs: object,
 ) -> CohortChoice:
     """Write the analytic or the realistic cohort; ``auto``/``real`` fall back to analytic without sources.
@@ -213,6 +219,7 @@ def synth_cohort(
             exist). Without any source, ``real`` and ``auto`` write the analytic cohort and say so in ``note``.
         sources: real-data folder (an explicit folder that does not exist is an error).
         max_hearts: use at most this many real hearts.
+        exclude: real subjects never used to build studies (kept for evaluation).
         **kwargs: ``masks``, ``progress``, ``workers``, ``sites``, ``matrix``, ``phases``, ``repeat_fraction``.
 
     Raises:
@@ -220,7 +227,7 @@ def synth_cohort(
     """
     root = Path(sources) if sources is not None else default_sources()
     if anatomy != "analytic" and root is not None:
-        hearts = hearts_from_sources(root, max_hearts)
+        hearts = hearts_from_sources(root, max_hearts, exclude)
         summary = generate_realistic_cohort(out_dir, n_studies, seed, hearts, **kwargs)  # type: ignore[arg-type]
         note = f"realistic cohort: {len(hearts)} real hearts from {root}, moved, restyled, SAX only"
         return CohortChoice(summary, "real", note, tuple(h.subject for h in hearts))

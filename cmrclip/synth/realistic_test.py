@@ -76,3 +76,16 @@ def test_bad_sources_name_the_file(tmp_path):
         load_real_hearts(mnms2=[tmp_path / "mnms"])
     with pytest.raises(CmrclipError, match="no real heart"):
         generate_realistic_cohort(tmp_path / "out", 2, 0, [])
+
+
+@pytest.mark.slow
+def test_held_out_subjects_never_build_studies(shared_data, tmp_path):
+    from cmrclip.synth.realistic import hearts_from_sources
+
+    (tmp_path / "acdc_cine").mkdir()
+    (tmp_path / "acdc_cine" / "patient001").symlink_to(shared_data / "acdc_cine" / "patient001")
+    (tmp_path / "mnms2_subject001").symlink_to(shared_data / "mnms2_subject001")
+    assert {h.subject for h in hearts_from_sources(tmp_path)} == {"patient001", "mnms2_001"}
+    assert [h.subject for h in hearts_from_sources(tmp_path, exclude={"patient001"})] == ["mnms2_001"]
+    with pytest.raises(CmrclipError, match="every real heart is excluded"):
+        hearts_from_sources(tmp_path, exclude={"patient001", "mnms2_001"})
