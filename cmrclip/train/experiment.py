@@ -25,7 +25,7 @@ import pandas as pd
 from cmrclip.config import StrictModel, save_config
 from cmrclip.data.splits import DEFAULT_FRACTIONS
 from cmrclip.errors import ConfigError
-from cmrclip.models.convert import load_video_encoder, save_video_encoder
+from cmrclip.models.convert import CheckpointInfo, load_video_encoder, save_video_encoder
 from cmrclip.models.heads import HeadConfig, Mode
 from cmrclip.models.registry import build_video_encoder
 from cmrclip.progress import ProgressFn, null_progress
@@ -90,7 +90,8 @@ def _random_encoder(cfg: ExperimentConfig, out_dir: Path, seed: int) -> Path:
         return path
     reference = next((i.encoder_path for i in cfg.inits if i.encoder_path), None)
     arch = load_video_encoder(reference).config if reference else cfg.finetune.model
-    save_video_encoder(build_video_encoder(arch, seed=1000 + seed), path)
+    untrained = CheckpointInfo(train_patients=[], notes=[f"random init, seed {1000 + seed}: trained on no patient"])
+    save_video_encoder(build_video_encoder(arch, seed=1000 + seed), path, untrained)
     return path
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from cmrclip.errors import ConfigError
-from cmrclip.models.convert import save_video_encoder
+from cmrclip.models.convert import load_video_encoder, save_video_encoder
 from cmrclip.models.registry import build_video_encoder
 from cmrclip.train.experiment import ExperimentConfig, _cell_config, cell_dir, run_experiment
 from cmrclip.train.finetune_test import HCM, make_toy_store
@@ -63,7 +63,8 @@ def test_grid_runs_every_cell_then_resumes(grid):
     val_used = used - n
     assert (val_used > 0).all() and val_used[("pretrained", 0.25)] < val_used[("pretrained", 1.0)]
     assert (cell_dir(root / "exp", "random", 1.0, 0) / "model.pt").is_file()
-    assert (root / "exp" / "inits" / "random_s0.pt").is_file()
+    random_info = load_video_encoder(root / "exp" / "inits" / "random_s0.pt").info
+    assert random_info.train_patients == []  # trained on nobody: the leakage check passes, with no warning
     again = run_experiment(cfg, _score)
     assert again.n_run == 0 and again.n_skipped == 4
     pd.testing.assert_frame_equal(again.table, table, check_dtype=False)
