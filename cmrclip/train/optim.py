@@ -6,6 +6,7 @@ import logging
 import math
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from cmrclip.config import StrictModel
@@ -26,6 +27,10 @@ class OptimConfig(StrictModel):
     warmup_steps: int = 20
     min_lr_ratio: float = 0.0
     grad_clip: float | None = 1.0
+    lr_by_prefix: dict[str, float] = Field(default_factory=lambda: {"text.bert.": 2e-5})
+    """Peak learning rate of the parameters whose name starts with a prefix (first match wins); the rest get ``lr``.
+    A pretrained text backbone trained jointly (``model.text.trainable_layers``) forgets what it knows at the video
+    tower's rate; BERT-like models are fine-tuned at 1e-5 to 5e-5."""
 
 
 _NO_DECAY_HINTS = ("bias", "norm", "logit_scale", "pos_embed", "cls_token", "positional", "embeddings.")
@@ -37,25 +42,27 @@ def _decays(name: str, param: nn.Parameter) -> bool:
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
-    """AdamW with two groups (decay / no decay) that together hold every parameter with ``requires_grad``.
+    """AdamW whose groups (learning rate x decay / no decay) together hold every parameter with ``requires_grad``.
 
     Raises:
         ConfigError: if the model has no trainable parameter.
     """
-    decay, no_decay = [], []
+    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
-            (decay if _decays(name, param) else no_decay).append(param)
-    if not decay and not no_decay:
+            lr = next((v for k, v in cfg.lr_by_prefix.items() if name.startswith(k)), cfg.lr)
+            groups.setdefault((lr, _decays(name, param)), []).append(param)
+    if not groups:
         raise ConfigError("the model has no trainable parameter; check the freeze settings of the config")
-    groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+    params = [
+        {"params": ps, "lr": lr, "weight_decay": cfg.weight_decay if decays else 0.0}
+        for (lr, decays), ps in groups.items()
     ]
-    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
     check_optimizer_covers(model, opt)
-    n = sum(p.numel() for p in decay + no_decay)
-    logger.info("optimizer: %d trainable tensors (%d parameters)", len(decay) + len(no_decay), n)
+    tensors = [p for ps in groups.values() for p in ps]
+    n = sum(p.numel() for p in tensors)
+    logger.info("optimizer: %d trainable tensors (%d parameters) in %d groups", len(tensors), n, len(groups))
     return opt
 
 
