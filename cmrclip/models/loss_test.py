@@ -132,6 +132,7 @@ def _ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
         out.loss.backward()
         grads = {n: p.grad for n, p in model.module.named_parameters()}
         torch.save({"loss": out.loss.detach(), "grads": grads}, f"{out_dir}/rank{rank}.pt")
+        dist.barrier()  # both ranks done before either tears gloo down (else: "terminate called", SIGABRT under load)
     finally:
         dist.destroy_process_group()
 
