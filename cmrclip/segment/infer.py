@@ -3,8 +3,10 @@
 Pipeline per study: resample in plane to the model's spacing, scale each image's 1st..99th intensity percentile to
 0..1, find the heart on the first frame of every slice (MONAI sliding-window inference over the whole image), crop a
 ``roi_px`` square around it, predict every frame of every slice (2.5D: with its neighbouring slices as channels;
-averaging over flips when ``tta_flips``), map the probabilities back to the study's own pixel grid, take the arg-max
-and keep, per image, the largest connected component of each label and fill holes in the LV cavity (MONAI's
+averaging over flips when ``tta_flips``), map the probabilities back to the study's own pixel grid, take the arg-max,
+keep the largest connected component of each label over the whole study (slices, frames and pixels together: the LV
+cavity, the myocardium and the RV are each one object in space and time, so blobs on slices beyond the apex or the
+base that do not touch the heart are dropped) and fill holes in the LV cavity image by image (MONAI's
 ``KeepLargestConnectedComponent`` and ``FillHoles``).
 """
 
@@ -124,19 +126,20 @@ def _heart_centre(segmenter: Segmenter, vol: torch.Tensor, warnings: list[str]) 
 
 
 def _postprocess(labels: torch.Tensor) -> np.ndarray:
-    """Clean one slice's ``[F, H, W]`` labels (-> uint8).
+    """Clean a study's ``[S, F, H, W]`` labels (-> uint8).
 
-    Keeps the largest space-time component of each label (connected over the slice's frames), then fills holes in
-    the LV cavity image by image.
+    Keeps the largest component of each label connected over slices, frames and pixels, then fills holes in the LV
+    cavity image by image.
     """
     kept = convert_to_tensor(_KEEP_LARGEST(labels[None]), track_meta=False)[0]
-    filled = [convert_to_tensor(_FILL_LV(img[None]), track_meta=False)[0] for img in kept]
-    return torch.stack(filled).numpy().astype(np.uint8)
+    filled = [convert_to_tensor(_FILL_LV(img[None]), track_meta=False)[0] for img in kept.flatten(0, 1)]
+    return torch.stack(filled).reshape(labels.shape).numpy().astype(np.uint8)
 
 
 def _segment_slice(
     segmenter: Segmenter, vol: torch.Tensor, s: int, centre: tuple[int, int], out_hw: tuple[int, int]
-) -> np.ndarray:
+) -> torch.Tensor:
+    """Arg-max labels ``[F, H, W]`` of slice ``s`` in the study's pixel grid (before post-processing)."""
     k, roi = segmenter.config.context_slices, segmenter.config.roi_px
     x = context_stack(vol, s, k).transpose(0, 1)  # [F, C, H', W']
     h, w = x.shape[-2:]
@@ -151,7 +154,7 @@ def _segment_slice(
         f, c = canvas.shape[:2]
         resized = Resize(out_hw, mode="bilinear")(canvas.reshape(f * c, h, w))
         canvas = convert_to_tensor(resized, track_meta=False).reshape(f, c, *out_hw)
-    return _postprocess(canvas.argmax(1))
+    return canvas.argmax(1).to(torch.uint8)
 
 
 def segment_study(
@@ -189,7 +192,7 @@ def segment_study(
     for s in range(n_slices):
         masks.append(_segment_slice(segmenter, vol, s, centre, out_hw))
         progress("segment", s + 1, n_slices)
-    masks_arr = np.stack(masks)
+    masks_arr = _postprocess(torch.stack(masks))
     volumes = volumes_from_masks(
         masks_arr, stack.pixel_spacing_mm, stack.positions_mm, stack.slice_spacing_mm, ed_es_frames=ed_es_frames
     )

@@ -5,6 +5,7 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 from cmrclip.conftest import _toy_study
 from cmrclip.errors import DataError
@@ -78,3 +79,15 @@ def test_missing_spacing_is_warned_and_never_made_up(tiny):
 def test_mask_affine_without_positions_uses_spacing():
     affine = mask_affine(SaxStack(np.zeros((3, 2, 8, 8)), (2.0, 1.0), None, None, 10.0))
     assert np.abs(affine[:3, :3]).sum(axis=0) == pytest.approx([1.0, 2.0, 10.0])
+
+
+def test_postprocess_drops_blobs_apart_from_the_heart_across_slices():
+    from cmrclip.segment.infer import _postprocess
+
+    labels = torch.zeros(3, 2, 20, 20, dtype=torch.uint8)
+    labels[:2, :, 5:10, 5:10] = 1  # the LV cavity on slices 0-1, both frames
+    labels[1, 1, 7:8, 7:8] = 0  # a hole, filled
+    labels[2, 1, 14:18, 14:18] = 1  # a blob beyond the apex that touches nothing
+    out = _postprocess(labels)
+    assert out[2].sum() == 0
+    assert (out[:2, :, 5:10, 5:10] == 1).all()
