@@ -62,8 +62,13 @@ def init_distributed(device: str = "auto") -> DistEnv:
 
 
 def cleanup() -> None:
-    """Leave the process group, if one was joined."""
+    """Leave the process group, if one was joined, once every rank has got here.
+
+    Without the barrier a rank that finishes first (the others still writing outputs) tears gloo down under them,
+    which can hang or abort the run under load.
+    """
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
