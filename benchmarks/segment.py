@@ -126,7 +126,9 @@ def time_study(seg: Segmenter, tar: Path) -> dict[str, float]:
 
 def _train(args: argparse.Namespace, exclude: list[str]) -> Segmenter:
     overrides = [f"acdc_pack={args.train}", "real_data=required", f"exclude_subjects=[{','.join(exclude)}]"]
-    overrides += [f"steps={args.steps}", f"synthetic_studies={args.synthetic}", *args.set]
+    overrides += [f"steps={args.steps}"] if args.steps is not None else []
+    overrides += [f"synthetic_studies={args.synthetic}"] if args.synthetic is not None else []
+    overrides += args.set
     cfg = load_config(TrainSegConfig, args.config, overrides, defaults="train_seg.yaml")
     stacks, what = training_stacks(cfg)
     start = time.monotonic()
@@ -212,8 +214,8 @@ def main() -> None:
     p.add_argument("--tta", action="store_true", help="average over flips at inference")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--only-folds", type=int, nargs="*", default=None, help="run only these folds (time)")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--synthetic", type=int, default=20)
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: train_seg.yaml's)")
+    p.add_argument("--synthetic", type=int, default=None, help="synthetic studies (default: train_seg.yaml's)")
     p.add_argument("--config", type=Path, default=None)
     p.add_argument("--set", action="append", default=[], help="train-seg config override a.b=c")
     p.add_argument("--out", type=Path, required=True)
