@@ -79,7 +79,7 @@ DEMO_SIZES: dict[str, DemoScale] = {
 }  # fmt: skip
 
 
-_SEG_STEPS: dict[str, int] = {"tiny": 2, "small": 100, "medium": 2000}
+_SEG_STEPS: dict[str, int] = {"tiny": 2, "small": 100, "medium": 3000}
 """Segmentation training steps per demo size (real ACDC masks when ../shared/data has them, else synthetic)."""
 
 

@@ -11,6 +11,7 @@ import csv
 import io
 import logging
 import tarfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,10 +21,13 @@ from cmrclip.conditions import condition_keys
 from cmrclip.errors import DataError
 from cmrclip.progress import ProgressFn, null_progress
 from cmrclip.synth.anatomy import Tissue
+from cmrclip.synth.hearts import RealHeart
 from cmrclip.synth.identity import plan_cohort
+from cmrclip.synth.realistic import plan_real_studies
+from cmrclip.synth.realstudy import render_real_study
 from cmrclip.synth.study import render_study
 
-__all__ = ["LabelledStack", "load_acdc_pack", "load_mnms2_sax", "synthetic_stacks"]
+__all__ = ["LabelledStack", "load_acdc_pack", "load_mnms2_sax", "realistic_stacks", "synthetic_stacks"]
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +128,21 @@ def _synthetic_labels(tissue: np.ndarray) -> np.ndarray:
     return out
 
 
+def _edes_stack(
+    subject: str, source: str, pixels: np.ndarray, tissue: np.ndarray, spacing: float, step: float | None
+) -> LabelledStack:
+    """The ED (largest LV cavity) and ES (smallest) frames of a rendered ``[S, F, H, W]`` cine and its Tissue masks."""
+    labels = _synthetic_labels(tissue)
+    lv = (labels == 1).sum(axis=(0, 2, 3))
+    frames = [int(np.argmax(lv)), int(np.argmin(lv))]
+    images = pixels[:, frames].astype(np.float32)
+    return LabelledStack(subject, images, labels[:, frames], (spacing, spacing), step, source, "", None)
+
+
+def _step(planes: list) -> float | None:
+    return float(np.linalg.norm(planes[1].position - planes[0].position)) if len(planes) > 1 else None
+
+
 def synthetic_stacks(n_studies: int, seed: int, progress: ProgressFn = null_progress) -> list[LabelledStack]:
     """Render synthetic hearts (the ``cmrclip synth --masks`` generator, in memory) at their ED and ES frames."""
     plans = plan_cohort(n_studies, seed, None, condition_keys(), repeat_fraction=0.0)
@@ -131,14 +150,27 @@ def synthetic_stacks(n_studies: int, seed: int, progress: ProgressFn = null_prog
     for i, plan in enumerate(plans):
         _, _, views = render_study(plan)
         sax = views["SAX"]
-        labels = _synthetic_labels(np.stack(sax.labels))
-        lv = (labels == 1).sum(axis=(0, 2, 3))
-        frames = [int(np.argmax(lv)), int(np.argmin(lv))]
-        images = np.stack(sax.images)[:, frames].astype(np.float32)
-        spacing = float(sax.planes[0].spacing)
-        step = float(np.linalg.norm(sax.planes[1].position - sax.planes[0].position)) if len(sax.planes) > 1 else None
-        out.append(
-            LabelledStack(plan.accession, images, labels[:, frames], (spacing, spacing), step, "synthetic", "", None)
-        )
+        out.append(_edes_stack(plan.accession, "synthetic", np.stack(sax.images), np.stack(sax.labels),
+                               float(sax.planes[0].spacing), _step(sax.planes)))  # fmt: skip
         progress("synthetic", i + 1, len(plans))
+    return out
+
+
+def realistic_stacks(
+    hearts: Sequence[RealHeart], n_studies: int, seed: int, workers: int = 1, progress: ProgressFn = null_progress
+) -> list[LabelledStack]:
+    """Render realistic studies (``cmrclip synth --anatomy real``, in memory) at their ED and ES frames.
+
+    Real anatomy from ``hearts`` moved through the cycle and restyled, with the exact masks of the rendered study.
+
+    Raises:
+        ConfigError: if no heart has RV, myocardium and LV labels.
+    """
+    jobs = plan_real_studies(n_studies, seed, hearts, workers=workers, repeat_fraction=0.0)
+    out = []
+    for i, (plan, heart, motion) in enumerate(jobs):
+        pixels, tissue, planes, _ = render_real_study(plan, heart, motion)
+        out.append(_edes_stack(f"{plan.accession}_{heart.subject}", "realistic", pixels, tissue,
+                               float(planes[0].spacing), _step(planes)))  # fmt: skip
+        progress("realistic", i + 1, len(jobs))
     return out

@@ -54,7 +54,7 @@ class TrainSegConfig(StrictModel):
     real_data: Literal["auto", "required", "none"] = "auto"
     exclude_subjects: tuple[str, ...] = ()
     synthetic_studies: int = 20
-    steps: int = 2000
+    steps: int = 3000
     batch_size: int = 16
     lr: float = 2e-3
     weight_decay: float = 1e-4

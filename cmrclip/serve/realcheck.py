@@ -27,10 +27,20 @@ from cmrclip.ingest.edes import edes_view
 from cmrclip.ingest.pipeline import IngestConfig, ingest
 from cmrclip.ingest.realsets import RealSubject, acdc_cine_subjects, mnms2_subjects, sunnybrook_subjects
 from cmrclip.ingest.store import StudyRecord, StudyStore
+from cmrclip.segment import Segmenter, segment_study
+from cmrclip.segment.volumes import Volumes
+from cmrclip.serve.inputs import open_source
 from cmrclip.serve.predict import load_model
 from cmrclip.synth.hearts import GROUP_CONDITIONS
 
-__all__ = ["group_from_conditions", "real_hearts_section", "real_store", "score_real"]
+__all__ = [
+    "group_from_conditions",
+    "real_hearts_section",
+    "real_store",
+    "score_real",
+    "score_volumes",
+    "volume_features",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +126,40 @@ def score_real(bundle: Path, entries: Mapping[tuple[str, str], str], salt: str) 
         rows.append({"dataset": dataset, "subject": subject, "lvef_pred": pred.lvef.value if pred.lvef else np.nan,
                      "group_pred": group_from_conditions(probs), "ood": pred.ood_distance,
                      "embedding": model.embed(entry)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _log_ratio(a: float | None, b: float | None = 1.0) -> float:
+    return float(np.log(a / b)) if a and b else 0.0
+
+
+def volume_features(volumes: Volumes) -> np.ndarray:
+    """A study's volumes as one feature row (0 where a value is missing).
+
+    LVEF and RVEF as fractions; the logs of LV EDV, ESV, mass, RV EDV and ESV; the logs of RV/LV EDV and mass/EDV.
+    """
+    v = volumes
+    ratios = [(v.edv_ml, 1.0), (v.esv_ml, 1.0), (v.lv_mass_g, 1.0), (v.rvedv_ml, 1.0), (v.rvesv_ml, 1.0),
+              (v.rvedv_ml, v.edv_ml), (v.lv_mass_g, v.edv_ml)]  # fmt: skip
+    return np.array([(v.lvef or 0.0) / 100, (v.rvef or 0.0) / 100] + [_log_ratio(x, y) for x, y in ratios])
+
+
+def score_volumes(segmenter: Segmenter, entries: Mapping[tuple[str, str], str]) -> pd.DataFrame:
+    """Volumetric LVEF of the real studies of ``entries`` (from :func:`real_store`) by a segmenter.
+
+    Columns as :func:`score_real`: ``group_pred`` is empty (volumes give no group by themselves), ``ood`` NaN and
+    ``embedding`` the study's :func:`volume_features`. A study without a SAX view gets NaN LVEF and zero features.
+    """
+    rows = []
+    for (dataset, subject), entry in entries.items():
+        with open_source(entry) as study:
+            if "SAX" in study.views:
+                v = segment_study(segmenter, study).volumes
+            else:
+                logger.warning("%s %s has no SAX view (%s): no volumes", dataset, subject, sorted(study.views))
+                v = Volumes()
+        rows.append({"dataset": dataset, "subject": subject, "lvef_pred": np.nan if v.lvef is None else v.lvef,
+                     "group_pred": "", "ood": np.nan, "embedding": volume_features(v)})  # fmt: skip
     return pd.DataFrame(rows)
 
 

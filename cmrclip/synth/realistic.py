@@ -51,6 +51,7 @@ __all__ = [
     "heart_motion",
     "hearts_from_sources",
     "load_real_hearts",
+    "plan_real_studies",
     "synth_cohort",
 ]
 
@@ -83,6 +84,38 @@ def _make_all(
     n = len(jobs)
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         yield from pool.map(make_real_study, plans, hearts, motions, [out_dir] * n, [masks] * n)
+
+
+def plan_real_studies(
+    n_studies: int,
+    seed: int,
+    hearts: Sequence[RealHeart],
+    *,
+    workers: int = 1,
+    sites: list[str] | None = None,
+    matrix: int | None = None,
+    phases: int | None = None,
+    repeat_fraction: float = 0.2,
+) -> list[tuple[StudyPlan, RealHeart, HeartMotion]]:
+    """The plan, heart and motion of each of ``n_studies`` realistic studies.
+
+    Arguments as :func:`generate_realistic_cohort`; render a study with
+    :func:`cmrclip.synth.realstudy.render_real_study`.
+
+    Raises:
+        ConfigError: if no heart has RV, myocardium and LV labels.
+    """
+    usable = [h for h in hearts if h.has_rv and (h.label_ed == 2).any()]
+    if len(usable) < len(hearts):
+        logger.warning("skipping %d heart(s) without RV/myocardium labels", len(hearts) - len(usable))
+    if not usable:
+        raise ConfigError("no real heart with RV, myocardium and LV masks was given; pass ACDC or M&Ms sources")
+    plans = plan_cohort(n_studies, seed, sites, condition_keys(), matrix=matrix, phases=phases,
+                        repeat_fraction=repeat_fraction)  # fmt: skip
+    index = _assign(plans, len(usable), seed)
+    used = sorted(set(index))
+    motions = dict(zip(used, _motions([usable[i] for i in used], workers), strict=True))
+    return [(plan, usable[i], motions[i]) for plan, i in zip(plans, index, strict=True)]
 
 
 def generate_realistic_cohort(
@@ -122,22 +155,14 @@ def generate_realistic_cohort(
     Raises:
         ConfigError: for a bad count, no usable heart, or an ``out_dir`` that already holds a cohort.
     """
-    usable = [h for h in hearts if h.has_rv and (h.label_ed == 2).any()]
-    if len(usable) < len(hearts):
-        logger.warning("skipping %d heart(s) without RV/myocardium labels", len(hearts) - len(usable))
-    if not usable:
-        raise ConfigError("no real heart with RV, myocardium and LV masks was given; pass ACDC or M&Ms sources")
     out_dir = check_out_dir(out_dir, n_studies)
     workers = min(4, os.cpu_count() or 1) if workers <= 0 else workers
-    plans = plan_cohort(n_studies, seed, sites, condition_keys(), matrix=matrix, phases=phases,
-                        repeat_fraction=repeat_fraction)  # fmt: skip
-    index = _assign(plans, len(usable), seed)
-    used = sorted(set(index))
-    motions = dict(zip(used, _motions([usable[i] for i in used], workers), strict=True))
-    jobs = [(plan, usable[i], motions[i]) for plan, i in zip(plans, index, strict=True)]
+    jobs = plan_real_studies(n_studies, seed, hearts, workers=workers, sites=sites, matrix=matrix, phases=phases,
+                             repeat_fraction=repeat_fraction)  # fmt: skip
+    plans = [plan for plan, _, _ in jobs]
     outcomes = ((s.measures, s.conditions, s.report, s.n_files) for s in _make_all(jobs, out_dir, masks, workers))
     summary = write_cohort(out_dir, plans, outcomes, progress)
-    logger.info("wrote %s from %d real hearts", summary, len(used))
+    logger.info("wrote %s from %d real hearts", summary, len({heart.subject for _, heart, _ in jobs}))
     return summary
 
 
