@@ -9,7 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
+from cmrclip.conftest import _toy_study
 from cmrclip.ingest.pipeline import IngestConfig
+from cmrclip.ingest.store import StudyStore
+from cmrclip.segment import Segmenter
+from cmrclip.segment.model import SegModelConfig
 from cmrclip.segment.volumes import Volumes
 from cmrclip.serve.realcheck import group_from_conditions, real_hearts_section, score_volumes, volume_features
 
@@ -52,9 +56,6 @@ class _BrightIsLV(torch.nn.Module):
 
 
 def test_score_volumes_measures_the_lvef_of_a_pulsing_disc(toy_store):
-    from cmrclip.segment import Segmenter
-    from cmrclip.segment.model import SegModelConfig
-
     seg = Segmenter(_BrightIsLV(), SegModelConfig(roi_px=32, spacing_mm=1.5))
     keys = [p.stem for p in sorted((toy_store / "studies").glob("*.h5"))[:2]]
     table = score_volumes(seg, {("toy", k): f"{toy_store}#{k}" for k in keys})
@@ -67,11 +68,6 @@ def test_score_volumes_measures_the_lvef_of_a_pulsing_disc(toy_store):
 
 
 def test_score_volumes_gives_nan_for_a_study_without_sax(tmp_path):
-    from cmrclip.conftest import _toy_study
-    from cmrclip.ingest.store import StudyStore
-    from cmrclip.segment import Segmenter
-    from cmrclip.segment.model import SegModelConfig
-
     record, _ = _toy_study("00000000000000aa", "p0", 1, np.random.default_rng(0))
     del record.views["SAX"]
     StudyStore.create(tmp_path / "store").write_study(record)
